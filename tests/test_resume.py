@@ -1,0 +1,150 @@
+"""Resume after interruption: the per-step rate sequence continues exactly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+from probe import BiasRecorder, bias_of, fit_steps, probe_model
+
+import clrplug
+from clrplug import CyclicLR
+
+TOL = {"rtol": 2e-5, "atol": 1e-9}
+ARGS = {"base_lr": 0.001, "max_lr": 0.006, "step_size": 3, "mode": "exp_range", "gamma": 0.95}
+STEPS = 5  # per epoch
+RESET_AT_EPOCH_END = 1  # reset after epoch 1 (iteration 10) to base_lr=0.002
+
+
+def uninterrupted(n: int) -> np.ndarray:
+    """Reference: the rates of an uninterrupted run, from the float64 formula."""
+    reset = (RESET_AT_EPOCH_END + 1) * STEPS
+    first = clrplug.learning_rates(np.arange(reset), **ARGS)
+    second = clrplug.learning_rates(np.arange(n - reset), **{**ARGS, "base_lr": 0.002})
+    return np.concatenate([first, second])
+
+
+class Reset(keras.callbacks.Callback):
+    def __init__(self, clr: CyclicLR) -> None:
+        super().__init__()
+        self.clr = clr
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if epoch == RESET_AT_EPOCH_END:
+            self.clr.reset(new_base_lr=0.002)
+
+
+class Crash(keras.callbacks.Callback):
+    def __init__(self, epoch: int, batch: int | None = None) -> None:
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, 0
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.current = epoch
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        if self.batch is not None and (self.current, batch) == (self.epoch, self.batch):
+            raise KeyboardInterrupt("simulated crash")
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if self.batch is None and epoch == self.epoch:
+            raise KeyboardInterrupt("simulated crash")
+
+
+@pytest.mark.parametrize(
+    ("save_freq", "crash"),
+    [("epoch", {"epoch": 2}), (2, {"epoch": 3, "batch": 2})],
+    ids=["epoch", "every-2-batches"],
+)
+def test_backup_and_restore_continues_the_sequence_after_a_reset(
+    tmp_path: Path, save_freq: Any, crash: dict[str, int]
+) -> None:
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"), save_freq=save_freq)
+    model, recorder = probe_model(), BiasRecorder()
+    clr = CyclicLR(**ARGS)
+    x = np.zeros((STEPS, 1), "float32")
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, x, batch_size=1, epochs=6, verbose=0, shuffle=False,
+                  callbacks=[clr, Reset(clr), recorder, backup, Crash(**crash)])
+    done = len(recorder.values) - 1
+    np.testing.assert_allclose(recorder.decrements(), uninterrupted(done), **TOL)
+
+    # "New process": fresh model, optimizer and callbacks built the same way.
+    model2, clr2 = probe_model(), CyclicLR(**ARGS)
+    backup2 = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"), save_freq=save_freq)
+    recorder2 = BiasRecorder()
+    model2.fit(x, x, batch_size=1, epochs=6, verbose=0, shuffle=False,
+               callbacks=[clr2, Reset(clr2), backup2, recorder2])
+    resumed = len(recorder2.values) - 1
+    restored = int(keras.ops.convert_to_numpy(model2.optimizer.iterations)) - resumed
+    assert 0 < restored <= done
+    # A batch-level backup resumes the interrupted epoch from its first batch, with the
+    # optimizer's counter (and so the rate) where the backup left it.
+    expected = uninterrupted(restored + resumed)[restored:]
+    np.testing.assert_allclose(recorder2.decrements(), expected, **TOL)
+    np.testing.assert_allclose(clr2.history["lr"], expected, rtol=1e-12)
+    assert clr2.history["iterations"][0] == restored + 1
+
+
+def test_weights_checkpoint_loaded_into_a_fresh_model_carries_the_reset(tmp_path: Path) -> None:
+    model, clr = probe_model(), CyclicLR(**ARGS)
+    fit_steps(model, STEPS, [clr], epochs=2)
+    clr.reset(new_base_lr=0.002)
+    fit_steps(model, STEPS, [clr])
+    model.save_weights(tmp_path / "ckpt.weights.h5")
+
+    model2, clr2, recorder = probe_model(), CyclicLR(**ARGS), BiasRecorder()
+    clr2.attach(model2)  # same optimizer variables as when saved
+    model2.load_weights(tmp_path / "ckpt.weights.h5")
+    recorder.values.append(bias_of(model2))
+    fit_steps(model2, STEPS, [clr2, recorder])
+    np.testing.assert_allclose(recorder.decrements(), uninterrupted(20)[15:], **TOL)
+
+
+def test_a_checkpoint_saved_without_clrplug_loads_unchanged(tmp_path: Path) -> None:
+    plain = probe_model()
+    fit_steps(plain, 4, [])
+    plain.save_weights(tmp_path / "plain.weights.h5")
+    model, clr = probe_model(), CyclicLR(**ARGS)
+    clr.attach(model)
+    model.load_weights(tmp_path / "plain.weights.h5")
+    assert clr.schedule.cycle_start == 0 and clr.base_lr == ARGS["base_lr"]
+
+
+SCRIPT = """
+import json, sys
+import keras, numpy as np
+sys.path.insert(0, {tests!r})
+from probe import BiasRecorder, bias_of, fit_steps
+from clrplug import CyclicLR
+model = keras.models.load_model({path!r})
+recorder = BiasRecorder()
+recorder.values.append(bias_of(model))
+clr = CyclicLR(**{args!r})
+fit_steps(model, 10, [clr, recorder])
+print(json.dumps({{"rates": recorder.decrements().tolist(),
+                  "iterations": clr.history["iterations"].tolist()}}))
+"""
+
+
+def test_model_save_then_load_model_in_a_new_process(tmp_path: Path) -> None:
+    model, clr = probe_model(), CyclicLR(**ARGS)
+    fit_steps(model, STEPS, [clr, Reset(clr)], epochs=3)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    script = SCRIPT.format(tests=str(Path(__file__).parent), path=str(path), args=ARGS)
+    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env,
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(result["rates"], uninterrupted(25)[15:], **TOL)
+    assert result["iterations"] == list(range(16, 26))

@@ -1,0 +1,236 @@
+"""The ``clrplug`` command line.
+
+``clrplug policies`` lists the registered policies (``--json`` for scripts).
+``clrplug plot MODE ... -o schedule.png`` draws a policy's schedule (needs
+``clrplug[plot]``). ``clrplug demo`` runs the range test and compares the
+suggested cyclical schedule with fixed rates on scikit-learn's digits.
+Each subcommand is a function ``cmd_<name>(args) -> int`` with its parser built
+in :func:`build_parser`; Keras is imported only by subcommands that train or plot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from clrplug import __version__
+from clrplug.errors import ClrplugError, InvalidArgumentError
+from clrplug.registry import PluginLoadWarning, default_registry
+
+__all__ = ["build_parser", "main"]
+
+
+def _policy_rows() -> list[dict[str, Any]]:
+    registry = default_registry()
+    conflicts = registry.conflicts()
+    rows: list[dict[str, Any]] = []
+    for policy in registry.policies():
+        source = policy.source
+        rows.append(
+            {
+                "name": policy.name,
+                "scale_mode": policy.scale_mode,
+                "params": dict(policy.params or {}),
+                "description": policy.description,
+                "source": str(source),
+                "distribution": source.distribution,
+                "version": source.version,
+                "kind": source.kind,
+                "status": "conflict" if policy.name in conflicts else "ok",
+            }
+        )
+    for failure in registry.failures():
+        rows.append(
+            {
+                "name": None,
+                "scale_mode": None,
+                "params": {},
+                "description": "",
+                "source": str(failure.source),
+                "distribution": failure.source.distribution,
+                "version": failure.source.version,
+                "kind": failure.source.kind,
+                "status": f"failed: {failure.error}",
+            }
+        )
+    return rows
+
+
+def _format_params(params: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:g}" for k, v in params.items()) or "-"
+
+
+def cmd_policies(args: argparse.Namespace) -> int:
+    with warnings.catch_warnings():  # the listing itself shows every failed plugin
+        warnings.simplefilter("ignore", PluginLoadWarning)
+        rows = _policy_rows()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = [("NAME", "SCALE MODE", "PARAMETERS", "SOURCE", "STATUS")]
+    for row in rows:
+        table.append(
+            (
+                row["name"] or "-",
+                row["scale_mode"] or "-",
+                _format_params(row["params"]),
+                row["source"],
+                row["status"],
+            )
+        )
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]
+    for line in table:
+        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
+        print("  ".join([*cells, line[-1]]).rstrip())
+    return 0
+
+
+def _policy_params(pairs: Sequence[str]) -> dict[str, float]:
+    params: dict[str, float] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            params[name.strip()] = float(value)
+        except ValueError:
+            raise InvalidArgumentError(
+                f"--param {pair!r}: expected NAME=NUMBER, e.g. --param gamma=0.99994."
+            ) from None
+    return params
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    # Imported here: the other subcommands need no matplotlib.
+    from clrplug.plotting import plot_schedule
+
+    params = _policy_params(args.param)
+    figure = plot_schedule(
+        args.mode,
+        base_lr=args.base_lr,
+        max_lr=args.max_lr,
+        step_size=args.step_size,
+        steps=args.steps,
+        gamma=args.gamma,
+        policy_params=params or None,
+        title=args.title,
+        path=args.output,
+    )
+    print(f"wrote {args.output}")
+    if args.csv is not None:
+        # Exactly the plotted values (clrplug.learning_rates, float64).
+        line = figure.axes[0].lines[0]
+        iterations, rates = line.get_xdata(), line.get_ydata()
+        path = Path(args.csv)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["iteration", "lr"])
+            writer.writerows((int(i), repr(float(lr))) for i, lr in zip(iterations, rates, strict=True))
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.epochs < 1:
+        raise InvalidArgumentError(f"--epochs must be >= 1, got {args.epochs}.")
+    try:
+        fixed_lrs = tuple(float(v) for v in args.fixed_lrs.split(",") if v.strip())
+    except ValueError:
+        raise InvalidArgumentError(
+            f"--fixed-lrs {args.fixed_lrs!r}: expected comma-separated numbers, e.g. 0.03,0.1."
+        ) from None
+    # Imported here: this is the only subcommand that needs Keras and scikit-learn.
+    from clrplug.demo import main as demo_main
+
+    return demo_main(
+        out=args.out, epochs=args.epochs, seed=args.seed, verbose=args.verbose,
+        fixed_lrs=fixed_lrs,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clrplug",
+        description="Cyclical learning rates for Keras 3, with policies as plugins.",
+    )
+    parser.add_argument("--version", action="version", version=f"clrplug {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    policies = commands.add_parser(
+        "policies", help="list the registered policies and where they come from"
+    )
+    policies.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    policies.set_defaults(func=cmd_policies)
+
+    plot = commands.add_parser(
+        "plot",
+        help="plot a policy's learning rate against iterations (needs clrplug[plot])",
+        description="Plot the learning rate of policy MODE over training iterations, "
+        "computed by clrplug.learning_rates.",
+    )
+    plot.add_argument("mode", metavar="MODE", help="a policy name (see `clrplug policies`)")
+    plot.add_argument("--base-lr", type=float, default=0.001, help="lower boundary (0.001)")
+    plot.add_argument("--max-lr", type=float, default=0.006, help="upper boundary (0.006)")
+    plot.add_argument(
+        "--step-size", type=float, default=2000, help="iterations per half cycle (2000)"
+    )
+    plot.add_argument(
+        "--steps", type=int, default=None, help="last iteration plotted (3 cycles)"
+    )
+    plot.add_argument("--gamma", type=float, default=1.0, help="exp_range constant (1.0)")
+    plot.add_argument(
+        "--param", action="append", default=[], metavar="NAME=VALUE",
+        help="a policy parameter; repeat for several",
+    )
+    plot.add_argument("--title", default=None, help="figure title (default: the parameters)")
+    plot.add_argument(
+        "-o", "--output", default="schedule.png",
+        help="image to write; the suffix picks the format (schedule.png)",
+    )
+    plot.add_argument("--csv", default=None, help="also write the plotted values as CSV")
+    plot.set_defaults(func=cmd_plot)
+
+    demo = commands.add_parser(
+        "demo",
+        help="range test + triangular2 CLR vs fixed rates on scikit-learn's digits",
+        description="Run the LR range test on scikit-learn's handwritten digits, train "
+        "with the suggested triangular2 CyclicLR and with a grid of fixed learning "
+        "rates for the same budget, print a comparison table and write plots.",
+    )
+    demo.add_argument("--out", default="clrplug-demo", help="folder for the plots (clrplug-demo)")
+    demo.add_argument(
+        "--epochs", type=int, default=12, help="training epochs of every run (12)"
+    )
+    demo.add_argument("--seed", type=int, default=0, help="data split, weights, batches (0)")
+    demo.add_argument(
+        "--fixed-lrs", default="0.01,0.03,0.1,0.3",
+        help="fixed learning rates to compare with, comma-separated (0.01,0.03,0.1,0.3)",
+    )
+    demo.add_argument(
+        "--verbose", type=int, choices=(0, 1, 2), default=1,
+        help="Keras progress output: 0 none, 1 bars, 2 one line per epoch (1)",
+    )
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ClrplugError as exc:
+        print(f"clrplug: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

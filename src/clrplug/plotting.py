@@ -1,0 +1,387 @@
+"""Plots: a policy's schedule, a training history, a range test.
+
+The seed's figures, drawn from the library's own numbers: :func:`plot_schedule`
+draws :func:`clrplug.learning_rates` (the float64 formula) for any policy and
+parameters, :func:`plot_history` draws ``CyclicLR.history`` (learning rate and
+logged values against iterations, or a metric against the learning rate), and
+:func:`plot_range_test` draws a :class:`~clrplug.RangeTestResult` with both
+suggested bounds marked.
+
+matplotlib is the optional extra ``clrplug[plot]``; nothing here imports Keras.
+Figures are built with ``matplotlib.figure.Figure`` rather than pyplot, so no
+GUI backend is needed and nothing accumulates in pyplot's global state: pass
+``path`` to write a file, ``ax`` to draw into your own axes, or display the
+returned ``Figure`` (Jupyter shows it).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from clrplug.errors import ClrplugError, InvalidArgumentError
+from clrplug.formula import check_cycle, learning_rates
+
+if TYPE_CHECKING:
+    from clrplug.range_test import RangeTestResult
+
+__all__ = [
+    "MissingExtraError",
+    "new_figure",
+    "plot_history",
+    "plot_range_test",
+    "plot_schedule",
+    "require_matplotlib",
+    "save_figure",
+]
+
+_BASE_COLOR = "tab:green"
+_MAX_COLOR = "tab:red"
+
+
+class MissingExtraError(ClrplugError, ImportError):
+    """An optional dependency (a ``clrplug[...]`` extra) is not installed."""
+
+
+def require_matplotlib() -> Any:
+    """The ``matplotlib`` module, or :class:`MissingExtraError` naming the ``plot`` extra."""
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError(
+            "plotting needs matplotlib, which is not installed: pip install 'clrplug[plot]' "
+            f"(or pip install matplotlib). ({exc})"
+        ) from exc
+    return matplotlib
+
+
+def new_figure(rows: int = 1, *, width: float = 7.0, height: float = 3.6) -> tuple[Any, list[Any]]:
+    """A matplotlib ``Figure`` (not registered with pyplot) and its ``rows`` stacked axes."""
+    require_matplotlib()
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height * rows), layout="constrained")
+    axes = [figure.add_subplot(rows, 1, i + 1) for i in range(rows)]
+    return figure, axes
+
+
+def save_figure(figure: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``figure`` to ``path`` (format from the suffix), creating parent folders."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=120)
+    return target
+
+
+def _finish(figure: Any, path: str | os.PathLike[str] | None) -> Any:
+    if path is not None:
+        save_figure(figure, path)
+    return figure
+
+
+def _axes_or_new(ax: Any, rows: int = 1, **size: float) -> tuple[Any, list[Any]]:
+    if ax is None:
+        return new_figure(rows, **size)
+    axes = list(ax) if isinstance(ax, (list, tuple, np.ndarray)) else [ax]
+    if len(axes) != rows:
+        raise InvalidArgumentError(
+            f"ax must be one matplotlib Axes per panel ({rows} here), got {len(axes)}."
+        )
+    return axes[0].figure, axes
+
+
+def _format_lr(value: float) -> str:
+    return f"{value:.3g}"
+
+
+# -- schedules ------------------------------------------------------------------------------
+
+
+def plot_schedule(
+    mode: str = "triangular",
+    *,
+    base_lr: float = 0.001,
+    max_lr: float = 0.006,
+    step_size: float = 2000,
+    steps: int | None = None,
+    gamma: float = 1.0,
+    scale_fn: Callable[..., Any] | None = None,
+    scale_mode: str | None = None,
+    policy_params: Mapping[str, float] | None = None,
+    path: str | os.PathLike[str] | None = None,
+    ax: Any = None,
+    title: str | None = None,
+) -> Any:
+    """Plot the learning rate of a policy against training iterations.
+
+    The curve is :func:`clrplug.learning_rates` evaluated at every iteration
+    ``0..steps``, so it is the formula itself, for built-in and plugin policies alike.
+
+    Args:
+        mode: a registered policy name (``clrplug policies`` lists them).
+        base_lr: the lower boundary, as in :class:`clrplug.CyclicLR`.
+        max_lr: the upper boundary.
+        step_size: training iterations per half cycle.
+        gamma: the ``exp_range`` constant.
+        scale_fn: a custom scale function, used instead of ``mode``.
+        scale_mode: ``"cycle"`` or ``"iterations"``, for ``scale_fn``.
+        policy_params: values for the policy's own parameters.
+        steps: the last iteration plotted; default three full cycles (``6 * step_size``).
+        path: write the figure there (PNG, SVG or PDF, by suffix).
+        ax: a matplotlib ``Axes`` to draw into instead of a new figure.
+        title: the title; default the policy and its parameters.
+
+    Returns:
+        The matplotlib ``Figure``. Its line holds exactly the plotted values:
+        ``fig.axes[0].lines[0].get_ydata()``.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import clrplug
+
+    fig = clrplug.plot_schedule("triangular2", base_lr=0.001, max_lr=0.006, step_size=2000)
+    line = fig.axes[0].lines[0]
+    expected = clrplug.learning_rates(line.get_xdata(), 0.001, 0.006, 2000, "triangular2")
+    assert np.array_equal(line.get_ydata(), expected)
+    ```
+    """
+    cycle = check_cycle(base_lr, max_lr, step_size)
+    if steps is None:
+        steps = math.ceil(6 * cycle.step_size)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise InvalidArgumentError(f"steps must be an integer >= 1, got {steps!r}.")
+    iterations = np.arange(int(steps) + 1, dtype=np.float64)
+    lr = learning_rates(
+        iterations, base_lr, max_lr, step_size, mode, gamma, scale_fn, scale_mode, policy_params
+    )
+    figure, (axes,) = _axes_or_new(ax)
+    name = mode if scale_fn is None else getattr(scale_fn, "__name__", "scale_fn")
+    axes.plot(iterations, lr, color="tab:blue", linewidth=1.5, label=name)
+    axes.set_xlabel("training iterations")
+    axes.set_ylabel("learning rate")
+    axes.set_xlim(0, iterations[-1])
+    axes.grid(True, alpha=0.3)
+    if title is None:
+        extra = "".join(f", {k}={v:g}" for k, v in (policy_params or {}).items())
+        if gamma != 1.0:
+            extra += f", gamma={gamma:g}"
+        title = (
+            f"{name}: base_lr={base_lr:.3g}, max_lr={max_lr:.3g}, step_size={step_size:g}{extra}"
+        )
+    axes.set_title(title, fontsize=10)
+    return _finish(figure, path)
+
+
+# -- histories ------------------------------------------------------------------------------
+
+
+def _accuracy_keys(keys: Sequence[str]) -> list[str]:
+    return [k for k in keys if "acc" in k]
+
+
+def _finite(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    keep = np.isfinite(x) & np.isfinite(y)
+    return x[keep], y[keep]
+
+
+def plot_history(
+    history: Mapping[str, Any],
+    keys: Sequence[str] | None = None,
+    *,
+    against: str = "iterations",
+    path: str | os.PathLike[str] | None = None,
+    ax: Any = None,
+    log_lr: bool | None = None,
+) -> Any:
+    """Plot a training history: ``CyclicLR.history`` or ``RangeTestResult.history``.
+
+    Args:
+        history: a mapping with ``lr``, ``iterations`` and logged values, one per step.
+        keys: the logged values to plot. Default: every one (``against="iterations"``),
+            or the accuracies, else the loss (``against="lr"``).
+        against: ``"iterations"``: the learning rate and then each key against the
+            training iterations, one panel each (the seed's policy figures);
+            ``"lr"``: each key against the learning rate, one panel each (the seed's
+            range-test figure, accuracy against learning rate).
+        path: write the figure there.
+        ax: the axes to draw into, one per panel.
+        log_lr: a logarithmic learning-rate axis; default when the rates span more
+            than 1.5 decades (an exponential range-test sweep).
+
+    Returns:
+        The matplotlib ``Figure``.
+
+    Example:
+
+    ```python
+    import numpy as np, keras
+    from clrplug import CyclicLR
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    clr = CyclicLR(base_lr=0.001, max_lr=0.006, step_size=4)
+    model.fit(np.ones((64, 4)), np.ones((64, 1)), batch_size=8, epochs=2,
+              callbacks=[clr], verbose=0)
+    fig = clr.plot_history()
+    assert [a.get_ylabel() for a in fig.axes] == ["learning rate", "loss"]
+    ```
+    """
+    if against not in ("iterations", "lr"):
+        raise InvalidArgumentError(
+            f"against must be 'iterations' or 'lr', got {against!r}."
+        )
+    if not isinstance(history, Mapping) or "lr" not in history or "iterations" not in history:
+        raise InvalidArgumentError(
+            "history must be a mapping with 'lr' and 'iterations' arrays (CyclicLR.history "
+            f"or RangeTestResult.history), got {type(history).__name__} with keys "
+            f"{sorted(history) if isinstance(history, Mapping) else '-'}."
+        )
+    logged = [k for k in history if k not in ("lr", "iterations")]
+    if keys is None:
+        if against == "iterations":
+            keys = logged
+        else:
+            keys = _accuracy_keys(logged) or [k for k in logged if k == "loss"] or logged[:1]
+    keys = list(keys)
+    unknown = [k for k in keys if k not in logged]
+    if unknown:
+        raise InvalidArgumentError(
+            f"keys: {unknown} not in the history; it has {logged}."
+        )
+    lr = np.asarray(history["lr"], dtype=np.float64)
+    iterations = np.asarray(history["iterations"], dtype=np.float64)
+    if log_lr is None:
+        positive = lr[np.isfinite(lr) & (lr > 0)]
+        log_lr = bool(positive.size) and positive.min() > 0 and (
+            positive.max() / positive.min() > 10**1.5
+        ) and len(positive) == np.isfinite(lr).sum()
+    if against == "iterations":
+        panels = ["lr", *keys]
+        figure, axes = _axes_or_new(ax, len(panels), height=2.4)
+        for axis, key in zip(axes, panels, strict=True):
+            x, y = _finite(iterations, np.asarray(history[key], dtype=np.float64))
+            axis.plot(x, y, color="tab:blue" if key == "lr" else "tab:orange", linewidth=1.2)
+            axis.set_ylabel("learning rate" if key == "lr" else key)
+            if key == "lr" and log_lr:
+                axis.set_yscale("log")
+            axis.grid(True, alpha=0.3)
+        axes[-1].set_xlabel("training iterations")
+        return _finish(figure, path)
+    if not keys:
+        raise InvalidArgumentError("keys: the history has no logged values to plot against lr.")
+    figure, axes = _axes_or_new(ax, len(keys))
+    for axis, key in zip(axes, keys, strict=True):
+        x, y = _finite(lr, np.asarray(history[key], dtype=np.float64))
+        axis.plot(x, y, color="tab:orange", linewidth=1.0, marker=".", markersize=3)
+        if log_lr:
+            axis.set_xscale("log")
+        axis.set_xlabel("learning rate" + (" (log scale)" if log_lr else ""))
+        axis.set_ylabel(key)
+        axis.grid(True, alpha=0.3)
+    return _finish(figure, path)
+
+
+# -- the range test -------------------------------------------------------------------------
+
+
+def _mark_suggestions(axis: Any, base: float | None, top: float | None) -> None:
+    if base is None or top is None:
+        axis.text(0.02, 0.95, "no range found", transform=axis.transAxes, va="top", color="0.3")
+        return
+    axis.axvspan(base, top, color="tab:green", alpha=0.08)
+    axis.axvline(base, color=_BASE_COLOR, linestyle="--", linewidth=1.3,
+                 label=f"suggested base_lr = {_format_lr(base)}")
+    axis.axvline(top, color=_MAX_COLOR, linestyle="--", linewidth=1.3,
+                 label=f"suggested max_lr = {_format_lr(top)}")
+
+
+def plot_range_test(
+    result: RangeTestResult,
+    path: str | os.PathLike[str] | None = None,
+    ax: Any = None,
+    *,
+    key: str | None = None,
+) -> Any:
+    """Plot a range test: loss and accuracy against the learning rate, bounds marked.
+
+    The top panel shows the per-batch loss (light) and its smoothed curve; the
+    bottom panel, when an accuracy was logged, the accuracy against the learning
+    rate as in the seed's figure (validation accuracy as dots when it was
+    measured). The curve the suggestions were read from is drawn bold, and both
+    ``suggested_base_lr`` and ``suggested_max_lr`` are marked with dashed lines
+    and the band between them shaded. The x axis is logarithmic for an ``"exp"``
+    sweep.
+
+    Args:
+        result: a :class:`~clrplug.RangeTestResult`.
+        path: write the figure there.
+        ax: one Axes (loss, with accuracy on a twin axis) or two (loss, accuracy).
+        key: the column to read the suggestions from (see ``result.suggest``).
+
+    Returns:
+        The matplotlib ``Figure``.
+    """
+    key = result.suggestion_key() if key is None else key
+    base, top = result.suggest(key)
+    accuracy = _accuracy_keys([k for k in result.metrics if not k.startswith("val_")])[:1]
+    val_accuracy = _accuracy_keys([k for k in result.metrics if k.startswith("val_")])[:1]
+    single = ax is not None and not isinstance(ax, (list, tuple, np.ndarray))
+    rows = 1 if single or not (accuracy or val_accuracy) else 2
+    figure, axes = _axes_or_new(ax, rows, height=3.2)
+    lr = result.lr
+    loss_axis = axes[0]
+    loss_axis.plot(lr, result.loss, color="tab:blue", alpha=0.3, linewidth=0.8,
+                   label="loss (per batch)")
+    smooth_lr, smooth_loss = result.smoothed("loss")
+    loss_axis.plot(smooth_lr, smooth_loss, color="tab:blue", linewidth=1.8,
+                   label="loss (centred moving average)")
+    if smooth_loss.size:
+        # From the lowest loss to a little above where it started: the divergence at the
+        # end would otherwise flatten the part that matters.
+        lowest = int(np.argmin(smooth_loss))
+        low = float(min(smooth_loss[lowest], np.nanmin(result.loss[: result.valid_steps])))
+        high = float(smooth_loss[: lowest + 1].max())
+        span = max(high - low, 1e-12)
+        loss_axis.set_ylim(low - 0.05 * span if low < 0 else max(0.0, low - 0.05 * span),
+                           high + 0.35 * span)
+    loss_axis.set_ylabel("training loss")
+    loss_axis.set_title(
+        f"LR range test: {result.step_mode} sweep, {len(lr)}/{result.steps} steps, "
+        f"{result.stop_reason}; bounds read from {key}",
+        fontsize=10,
+    )
+    _mark_suggestions(loss_axis, base, top)
+    if accuracy or val_accuracy:
+        acc_axis = axes[1] if rows == 2 else loss_axis.twinx()
+        for name in accuracy:
+            x, y = _finite(lr, np.asarray(result.metrics[name], dtype=np.float64))
+            acc_axis.plot(x, y, color="tab:orange", alpha=0.3, linewidth=0.8,
+                          label=f"{name} (per batch)")
+        for name in val_accuracy:
+            x, y = _finite(lr, np.asarray(result.metrics[name], dtype=np.float64))
+            acc_axis.plot(x, y, color="tab:purple", linestyle="none", marker="o",
+                          markersize=3, label=name)
+        if key != "loss":
+            x, y = result.smoothed(key)
+            acc_axis.plot(x, y, color="tab:purple" if key.startswith("val_") else "tab:orange",
+                          linewidth=1.8, label=f"{key} (centred moving average)")
+        acc_axis.set_ylabel("accuracy")
+        if rows == 2:
+            _mark_suggestions(acc_axis, base, top)
+            acc_axis.legend(loc="best", fontsize=8)
+    for axis in axes:
+        if result.step_mode == "exp":
+            axis.set_xscale("log")
+        axis.set_xlim(lr[0], lr[-1])
+        axis.grid(True, alpha=0.3)
+    axes[-1].set_xlabel("learning rate" + (" (log scale)" if result.step_mode == "exp" else ""))
+    loss_axis.legend(loc="best", fontsize=8)
+    return _finish(figure, path)

@@ -1,0 +1,96 @@
+"""``clrplug plot`` and ``clrplug demo``: files written, values plotted, table printed."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import clrplug
+from clrplug import cli
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with path.open() as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["iteration", "lr"]
+    return (np.array([int(r[0]) for r in rows[1:]]),
+            np.array([float(r[1]) for r in rows[1:]], dtype=np.float64))
+
+
+def test_plot_writes_a_png_of_learning_rates(tmp_path, capsys):
+    png, table = tmp_path / "out" / "schedule.png", tmp_path / "schedule.csv"
+    code = cli.main([
+        "plot", "triangular2", "--base-lr", "0.001", "--max-lr", "0.006", "--step-size", "500",
+        "--steps", "4000", "-o", str(png), "--csv", str(table),
+    ])
+    assert code == 0
+    assert png.read_bytes()[:8] == PNG_SIGNATURE
+    assert f"wrote {png}" in capsys.readouterr().out
+    iterations, lr = _read_csv(table)
+    np.testing.assert_array_equal(iterations, np.arange(4001))
+    expected = clrplug.learning_rates(iterations, 0.001, 0.006, 500, "triangular2")
+    assert np.array_equal(lr, expected)  # what was plotted is the float64 formula, exactly
+
+
+def test_plot_passes_gamma_and_policy_params(tmp_path):
+    table = tmp_path / "exp.csv"
+    assert cli.main(["plot", "exp_range", "--param", "gamma=0.999", "--step-size", "100",
+                     "-o", str(tmp_path / "exp.png"), "--csv", str(table)]) == 0
+    iterations, lr = _read_csv(table)
+    assert len(iterations) == 601
+    expected = clrplug.learning_rates(iterations, 0.001, 0.006, 100, "exp_range", gamma=0.999)
+    assert np.array_equal(lr, expected)
+    assert cli.main(["plot", "exp_range", "--gamma", "0.999", "--step-size", "100",
+                     "-o", str(tmp_path / "exp2.png"), "--csv", str(table)]) == 0
+    assert np.array_equal(_read_csv(table)[1], expected)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["plot", "nope"], "unknown policy 'nope'"),
+        (["plot", "exp_range", "--param", "gamma"], "--param 'gamma': expected NAME=NUMBER"),
+        (["plot", "triangular", "--max-lr", "0.0001"], "max_lr (0.0001) must be >= base_lr"),
+        (["plot", "triangular", "--steps", "0"], "steps must be an integer >= 1, got 0"),
+        (["demo", "--epochs", "0"], "--epochs must be >= 1, got 0"),
+        (["demo", "--fixed-lrs", "a,b"], "--fixed-lrs 'a,b': expected comma-separated numbers"),
+    ],
+)
+def test_bad_input_is_an_error_message_and_exit_code_2(argv, message, tmp_path, capsys):
+    code = cli.main([*argv, "-o", str(tmp_path / "x.png")] if argv[0] == "plot" else argv)
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_runs_as_a_command(tmp_path):
+    env = dict(os.environ)
+    result = subprocess.run(
+        [sys.executable, "-m", "clrplug", "plot", "triangular", "--step-size", "20",
+         "-o", "s.png"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "s.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_demo_prints_the_table_and_writes_the_plots(tmp_path, capsys):
+    # A short run of the real thing (the default is 12 epochs and four fixed rates).
+    out = tmp_path / "demo"
+    code = cli.main(["demo", "--out", str(out), "--epochs", "1", "--fixed-lrs", "0.1",
+                     "--verbose", "0"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "== LR range test" in printed and "== CLR triangular2" in printed
+    assert "CLR triangular2" in printed and "fixed lr=0.1 (best fixed)" in printed
+    assert "iterations to" in printed and "final acc" in printed
+    for name in ("range_test.png", "schedule.png", "clr_history.png", "accuracy.png"):
+        assert (out / name).read_bytes()[:8] == PNG_SIGNATURE, name

@@ -442,3 +442,30 @@ def test_history_holds_each_batchs_own_loss_not_the_running_mean() -> None:
     np.testing.assert_allclose(history["loss"], reference_losses.losses, rtol=1e-5)
     # RMSE is not a plain mean: kept as Keras logged it (the running value).
     assert history["rmse"][-1] == pytest.approx(model.history.history["rmse"][-1], rel=1e-6)
+
+
+def test_history_per_batch_values_follow_a_new_batch_size_in_a_second_fit() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(44, 3)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    clr = CyclicLR(0.001, 0.01, 5)
+    first, second = WeightsBeforeEachBatch(x, y, 8), WeightsBeforeEachBatch(x, y, 16)
+    model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0, callbacks=[clr, first])
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[clr, second])
+    np.testing.assert_allclose(clr.history["loss"], first.losses + second.losses, rtol=1e-5)
+
+
+def test_a_registered_function_with_another_scale_mode_is_not_saved_under_its_name(
+    fresh_registry: PolicyRegistry,
+) -> None:
+    def wave(x: np.ndarray) -> np.ndarray:
+        return 0.5 * (1 + np.sin(x * np.pi / 2.0))
+
+    clrplug.register_policy(Policy("wave_cycle", wave, "cycle"))
+    same = CyclicalSchedule(step_size=2, scale_fn=wave, scale_mode="cycle")
+    assert same.get_config()["mode"] == "wave_cycle"
+    other = CyclicalSchedule(step_size=2, scale_fn=wave, scale_mode="iterations")
+    with pytest.raises(ClrplugError, match="cannot be saved"):
+        other.get_config()

@@ -135,3 +135,36 @@ def test_history_has_a_row_per_batch_when_the_loss_scale_skips_updates() -> None
     # Batches 0 and 1 updated nothing; batch b >= 2 applied update b - 2.
     assert history["iterations"].tolist() == [0, 0, *range(1, 11)]
     np.testing.assert_allclose(history["lr"][2:], reference(10), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("policy", "steps_per_execution"),
+    [("float32", 1), ("mixed_float16", 2)],
+    ids=["explicit-loss-scale-optimizer", "mixed_float16-steps_per_execution-2"],
+)
+def test_history_counts_skipped_updates_in_other_set_ups(
+    policy: str, steps_per_execution: int
+) -> None:
+    if keras.backend.backend() == "torch" and steps_per_execution > 1:
+        pytest.skip("Keras' torch backend only supports steps_per_execution=1")
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = probe_model()
+        optimizer = keras.optimizers.SGD(0.1)
+        if policy == "float32":  # an explicit LossScaleOptimizer whose scale overflows first
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=2.0**127)
+        model.compile(optimizer=optimizer, loss=scaled_mean,
+                      steps_per_execution=steps_per_execution)
+        clr = CyclicLR(**ARGS)
+        fit_steps(model, 6, [clr], epochs=2)
+        updates = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    history = clr.history
+    assert len(history["loss"]) == 12  # one row per batch
+    assert 0 < updates < 12  # some updates were skipped
+    iterations = history["iterations"]
+    assert iterations[-1] == updates and np.all(np.diff(iterations) >= 0)
+    # Every update's rate is recorded at the row where the count advanced.
+    advanced = np.flatnonzero(np.diff(np.concatenate([[0], iterations])) == 1)
+    np.testing.assert_allclose(history["lr"][advanced], reference(updates), rtol=1e-12)

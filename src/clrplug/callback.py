@@ -49,12 +49,14 @@ class _Epoch:
     """Where an epoch's rows are, and the samples Keras averaged its logs over."""
 
     first_row: int
+    start: int = 0  # the optimizer's batch count when the epoch began
     rows: int | None = None  # set when the epoch ends
     samples: float | None = None  # the loss tracker's count at the end
+    batch_samples: float | None = None  # samples per batch, read at its second batch
 
 
-def _inner_optimizer(optimizer: Any) -> Any:
-    # LossScaleOptimizer (mixed precision) wraps the optimizer that owns the rate.
+def inner_optimizer(optimizer: Any) -> Any:
+    """The optimizer that owns the learning rate (a LossScaleOptimizer wraps one)."""
     while hasattr(optimizer, "inner_optimizer"):
         optimizer = optimizer.inner_optimizer
     return optimizer
@@ -129,12 +131,9 @@ class CyclicLR(keras.callbacks.Callback):
         schedule: the :class:`~clrplug.CyclicalSchedule` installed on the optimizer.
     """
 
-    @property
-    def async_safe(self) -> bool:
-        # Batch-end work is order-independent (rows are written by index), so Keras may
-        # dispatch it off the training thread, except when it must read the counter:
-        # under mixed_float16 the LossScaleOptimizer may skip updates (see _may_skip).
-        return keras.mixed_precision.global_policy().name != "mixed_float16"
+    # Batch-end work is order-independent (rows are written by index) and never touches
+    # the model, so Keras may dispatch it off the training thread.
+    async_safe = True
 
     def __init__(
         self,
@@ -165,8 +164,9 @@ class CyclicLR(keras.callbacks.Callback):
         self._traced_version = -1  # schedule.version the model's train function holds
         self._covered_batches = 0  # batches (optimizer steps) the current table covers
         self._may_skip = False  # the optimizer may skip updates (LossScaleOptimizer)
+        self._counts = StepHistory()  # with _may_skip: each row's real count after its step
+        self._counted_batch = 0
         self._epochs: list[_Epoch] = []
-        self._batch_samples: float | None = None  # samples per batch, read once
         self._non_mean: set[str] | None = None  # logged metrics that are not plain means
 
     # -- the seed's attributes -------------------------------------------------------
@@ -220,7 +220,7 @@ class CyclicLR(keras.callbacks.Callback):
             raise ClrplugError(
                 "CyclicLR needs a compiled model: call model.compile(optimizer=...) first."
             )
-        inner = _inner_optimizer(optimizer)
+        inner = inner_optimizer(optimizer)
         if inner is self._optimizer and getattr(inner, "_learning_rate", None) is self.schedule:
             return
         if not hasattr(inner, "_learning_rate") or not hasattr(inner, "iterations"):
@@ -252,10 +252,9 @@ class CyclicLR(keras.callbacks.Callback):
         self._optimizer = inner
         self._steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
         # A LossScaleOptimizer skips updates whose gradients are not finite, so batches
-        # and updates differ: then each batch reads the counter (one state sync on JAX).
-        self._may_skip = (
-            optimizer is not inner and self._steps_per_execution == 1 and not self.async_safe
-        )
+        # and updates differ: then the counter is read before each batch (on the training
+        # thread; one state sync per batch on JAX) to tell history which steps updated.
+        self._may_skip = optimizer is not inner
         attach_cycle_state(model, self._cycle_state, self._restore_cycle_state)
         self._retrace(model)
 
@@ -293,6 +292,7 @@ class CyclicLR(keras.callbacks.Callback):
         return (
             saved is not mine
             and saved.scale.policy.name == mine.scale.policy.name
+            and saved.scale.scale_mode == mine.scale.scale_mode
             and dict(saved.scale.params) == dict(mine.scale.params)
             and saved.origin == mine.origin
         )
@@ -317,7 +317,9 @@ class CyclicLR(keras.callbacks.Callback):
         Unspecified values keep their current value, so ``_reset()`` restarts the
         current cycle. The cycle iteration count returns to zero, which also restarts
         a policy's amplitude scaling. It takes effect at the very next training step,
-        also when called from another callback in the middle of an epoch.
+        also when called from another callback in the middle of an epoch. Call it on
+        the training thread: from any hook of an ordinary callback, not from the batch
+        hooks of a callback marked ``async_safe`` (Keras may run those elsewhere).
         """
         model = self._model if getattr(self, "_model", None) is not None else None
         if model is None or self._optimizer is None:
@@ -348,7 +350,8 @@ class CyclicLR(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._epoch_iteration = _read_steps(self._optimizer)
         self._epoch_row = len(self._steps)
-        self._epochs.append(_Epoch(self._epoch_row))
+        self._epochs.append(_Epoch(self._epoch_row, self._epoch_iteration))
+        self._counted_batch = 0  # LossScaleOptimizer: rows before it have their real count
         steps = (self.params or {}).get("steps")
         epochs = (self.params or {}).get("epochs") or (epoch + 1)
         planned = max(1, steps * (epochs - epoch)) if steps else self._steps_per_execution
@@ -361,10 +364,13 @@ class CyclicLR(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         # Runs every batch: two integer comparisons unless something is to be done.
-        if self._batch_samples is None and batch > 0:
-            # Samples per batch, to de-average the logs: read once (one state sync on JAX).
+        if self._may_skip and batch > 0:
+            self._count_updates(batch)
+        if batch > 0 and self._epochs and self._epochs[-1].batch_samples is None:
+            # Samples per batch, to de-average the logs: read once an epoch (one state
+            # sync on JAX), since each fit() may use another batch size.
             count = loss_count(self.model)
-            self._batch_samples = count / batch if count else 0.0
+            self._epochs[-1].batch_samples = count / batch if count else 0.0
         n = self._accumulation
         last = self._epoch_iteration + batch + self._steps_per_execution - 1
         if last < self._covered_batches:
@@ -382,10 +388,6 @@ class CyclicLR(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         first = (batch // self._steps_per_execution) * self._steps_per_execution
         values = logs or {}  # Keras has converted them to Python numbers already
-        if self._may_skip:
-            self.model  # noqa: B018 - syncs the state on JAX, so the counter is current
-            self._steps.write(self._epoch_row + batch, _read_steps(self._optimizer), 1, values)
-            return
         self._steps.write(
             self._epoch_row + first,
             self._epoch_iteration + first + 1,
@@ -395,7 +397,12 @@ class CyclicLR(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         # The steps that really ran (a partial last execution is reported as full).
-        if not self._may_skip:  # rows are batches there, written with their real count
+        if self._may_skip:  # updates may be fewer than batches: count batches instead
+            steps = (self.params or {}).get("steps")
+            if steps:
+                self._steps.truncate(self._epoch_row + steps)
+            self._count_updates(len(self._steps) - self._epoch_row)
+        else:
             ran = _read_steps(self._optimizer) - self._epoch_iteration
             self._steps.truncate(self._epoch_row + ran)
         if self._epochs:
@@ -405,8 +412,35 @@ class CyclicLR(keras.callbacks.Callback):
             if self._non_mean is None:
                 self._non_mean = non_mean_names(model)
         if logs is not None and len(self._steps) > self._epoch_row:
-            last = (self._steps.iterations()[-1:] - 1) // self._accumulation
-            logs["learning_rate"] = float(self._rates(last)[0])
+            last = len(self._steps) - 1
+            if self._may_skip:
+                before = self._counts_before(last)
+            else:
+                before = int(self._steps.iterations()[last]) - 1
+            logs["learning_rate"] = float(self._rates(np.array([before // self._accumulation]))[0])
+
+    def _count_updates(self, batch: int) -> None:
+        """Record the optimizer's real count for the rows before ``batch`` (LossScaleOptimizer).
+
+        Runs on the training thread. Within one execution of ``steps_per_execution``
+        steps, skipped updates are taken to be its first steps (Keras reports no finer).
+        """
+        if batch <= self._counted_batch:
+            return
+        self.model  # noqa: B018 - on JAX this syncs the state, so the counter is current
+        after = _read_steps(self._optimizer)
+        before = self._counts_before(self._epoch_row + self._counted_batch)
+        rows = batch - self._counted_batch
+        counts = np.maximum(before, after - np.arange(rows - 1, -1, -1))
+        for i, count in enumerate(counts):
+            self._counts.write(self._epoch_row + self._counted_batch + i, int(count), 1, {})
+        self._counted_batch = batch
+
+    def _counts_before(self, row: int) -> int:
+        """The optimizer's count before row ``row``'s step (LossScaleOptimizer mode)."""
+        if row == self._epoch_row or row == 0:
+            return self._epoch_iteration
+        return int(self._counts.iterations()[row - 1])
 
     # -- history ------------------------------------------------------------------------
 
@@ -432,15 +466,25 @@ class CyclicLR(keras.callbacks.Callback):
     @property
     def history(self) -> dict[str, np.ndarray]:
         """Per-step ``lr``, ``iterations`` and logged losses and metrics (numpy arrays)."""
-        batches = self._steps.iterations()  # batches processed after each row's step
+        batches, columns = self._steps.snapshot()  # batches processed after each row's step
+        before = batches - 1  # the count each row's step started from
+        if self._may_skip:
+            # The real counts (a skipped update leaves the count unchanged): a row's step
+            # started where the previous row's ended, or where its epoch began.
+            counted = self._counts.iterations()[: len(batches)]
+            batches[: len(counted)] = counted
+            before = np.concatenate([[0], batches[:-1]])
+            for epoch in self._epochs:
+                if epoch.first_row < len(before):
+                    before[epoch.first_row] = epoch.start
         n = self._accumulation
         result: dict[str, np.ndarray] = {
-            "lr": self._rates((batches - 1) // n) if len(batches) else np.zeros(0),
+            "lr": self._rates(before // n) if len(batches) else np.zeros(0),
             "iterations": batches // n,
         }
         if self._non_mean is None and getattr(self, "_model", None) is not None:
             self._non_mean = non_mean_names(self._model)
-        for key, logged in self._steps.columns().items():
+        for key, logged in columns.items():
             if key in (self._non_mean or set()):
                 result[key] = logged.copy()
             else:
@@ -455,7 +499,7 @@ class CyclicLR(keras.callbacks.Callback):
             rows = epoch.first_row + np.flatnonzero(~np.isnan(values[epoch.first_row : stop]))
             if not len(rows):
                 continue
-            per_batch = self._batch_samples or (
+            per_batch = epoch.batch_samples or (
                 epoch.samples / epoch.rows if epoch.samples and epoch.rows else 1.0
             )
             samples = (rows - epoch.first_row + 1) * per_batch

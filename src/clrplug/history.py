@@ -85,6 +85,14 @@ class StepHistory:
                         column[rows - 1] = column[rows - 1 + logged[-1]]
             self._rows = max(0, rows)
 
+    def snapshot(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Copies of the iteration column and the value columns, of equal length."""
+        with self._lock:
+            rows = self._rows
+            return self._iterations[:rows].copy(), {
+                key: column[:rows].copy() for key, column in self._columns.items()
+            }
+
     def iterations(self) -> np.ndarray:
         return self._iterations[: self._rows]
 

@@ -171,7 +171,8 @@ class CyclicalSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self._scale = scale
         # A function given directly that is not a registered policy cannot be saved by name.
         self._custom_fn = (
-            scale_fn is not None and default_registry().find_by_scale_fn(scale_fn) is None
+            scale_fn is not None
+            and default_registry().find_by_scale_fn(scale_fn) is not scale.policy
         )
         self._cycle = cycle
         self._built: _Window | None = None  # computed on first use

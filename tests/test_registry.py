@@ -233,3 +233,12 @@ def test_cli_lists_policies_sources_and_failures(
     table = capsys.readouterr().out.splitlines()
     assert table[0].split() == ["NAME", "SCALE", "MODE", "PARAMETERS", "SOURCE", "STATUS"]
     assert any(line.split()[:3] == ["slow_decay", "iterations", "base=5,"] for line in table)
+
+
+def test_unregister_normalises_names_and_names_a_missing_one(fresh_registry: PolicyRegistry) -> None:
+    clrplug.register_policy(Policy("My-Pol", lambda x: x * 0))
+    clrplug.unregister_policy("My-Pol")
+    with pytest.raises(UnknownPolicyError, match="unknown policy 'my_pol'"):
+        clrplug.unregister_policy("my_pol")
+    with pytest.raises(clrplug.InvalidArgumentError, match="a policy name must be a str, got int 3"):
+        clrplug.get_policy(3)  # type: ignore[arg-type]

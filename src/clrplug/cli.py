@@ -5,7 +5,8 @@
 ``clrplug[plot]``). ``clrplug demo`` runs the range test and compares the
 suggested cyclical schedule with fixed rates on scikit-learn's digits.
 Each subcommand is a function ``cmd_<name>(args) -> int`` with its parser built
-in :func:`build_parser`; Keras is imported only by subcommands that train or plot.
+in :func:`build_parser`; only ``demo`` imports Keras, and only ``plot`` and ``demo``
+import matplotlib.
 """
 
 from __future__ import annotations

@@ -283,7 +283,7 @@ def cycle_plan(epochs: int, steps_per_epoch: int, cycles: int | None = None) -> 
     """``(cycles, step_size)`` for a run of ``epochs``: whole cycles that fill the budget.
 
     By default half a cycle lasts about 4 epochs, as in the seed's CIFAR-10 run
-    (``step_size=2000`` at 500 iterations per epoch, within Smith's "2-10 times the
+    (``step_size=2000`` at 500 iterations per epoch, within Smith's "2-8 times the
     iterations in an epoch"), rounded so that training ends at the end of a cycle,
     on ``base_lr``, where Smith finds the best accuracies.
     """

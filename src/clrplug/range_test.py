@@ -34,7 +34,7 @@ import numpy as np
 from keras import ops
 
 from clrplug.batch_logs import loss_count, non_mean_names
-from clrplug.callback import CyclicLR
+from clrplug.callback import CyclicLR, inner_optimizer
 from clrplug.errors import ClrplugError, InvalidArgumentError
 
 __all__ = ["STEP_MODES", "RangeTestResult", "SweepSchedule", "lr_range_test", "sweep_rates"]
@@ -64,7 +64,7 @@ def sweep_rates(
     ``exp``: ``min_lr * (max_lr / min_lr) ** (step / (steps - 1))``, a straight line
     in log-lr (fastai's and torch-lr-finder's sweep). ``linear``:
     ``min_lr + (max_lr - min_lr) * step / (steps - 1)`` (the seed's recipe: the
-    triangular policy with ``step_size`` equal to the test's length). Steps past
+    triangular policy with ``step_size`` equal to the test's length minus one). Steps past
     the end hold ``max_lr``.
     """
     k = np.clip(np.asarray(step, dtype=np.float64), 0.0, steps - 1)
@@ -100,7 +100,7 @@ class SweepSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self.calls = 0
 
     def rates_at(self, iterations: Any) -> np.ndarray:
-        """The float64 rate applied at absolute optimizer iterations ``iterations``."""
+        """The sweep's rate at absolute optimizer iterations (float64; applied in float32)."""
         k = np.asarray(iterations, dtype=np.float64) - self.start
         return sweep_rates(k, self.min_lr, self.max_lr, self.steps, self.step_mode)
 
@@ -170,7 +170,8 @@ class RangeTestResult:
     ``steps_per_execution`` group when that is above 1).
 
     Attributes:
-        lr: the learning rate applied at the step (float64, from :func:`sweep_rates`).
+        lr: the learning rate of the step (float64 from :func:`sweep_rates`; the optimizer
+            applies it rounded to float32).
         iterations: the optimizer's iteration count after the step.
         loss: the step's own training loss (de-averaged from Keras' running mean).
         smoothed_loss: ``loss`` through fastai's bias-corrected moving average with
@@ -590,13 +591,6 @@ class _Recorder(keras.callbacks.Callback):
 _MISSING = object()
 
 
-def _inner_optimizer(optimizer: Any) -> Any:
-    # LossScaleOptimizer (mixed precision) wraps the optimizer that owns the rate.
-    while hasattr(optimizer, "inner_optimizer"):
-        optimizer = optimizer.inner_optimizer
-    return optimizer
-
-
 class _Snapshot:
     """Everything a ``fit`` changes on a model, saved as numpy copies and put back exactly.
 
@@ -612,7 +606,7 @@ class _Snapshot:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.optimizer = _inner_optimizer(model.optimizer)
+        self.optimizer = inner_optimizer(model.optimizer)
         self.learning_rate = self.optimizer._learning_rate
         variables: dict[int, Any] = {}
         for variable in [*model.variables, *model.optimizer.variables, *model.metrics_variables]:
@@ -723,7 +717,7 @@ def _check_model(model: Any) -> None:
             f"model {model.name!r} is not built, so its weights cannot be saved and restored: "
             "give it a keras.Input, or call model.build(input_shape) first."
         )
-    inner = _inner_optimizer(model.optimizer)
+    inner = inner_optimizer(model.optimizer)
     if not hasattr(inner, "_learning_rate") or not hasattr(inner, "_iterations"):
         raise InvalidArgumentError(
             f"model.optimizer ({type(inner).__name__}) has no learning rate the test can sweep; "

@@ -39,7 +39,12 @@ from typing import Any
 import pluggy
 
 from clrplug import hookspecs
-from clrplug.errors import InvalidPolicyError, PolicyConflictError, UnknownPolicyError
+from clrplug.errors import (
+    InvalidArgumentError,
+    InvalidPolicyError,
+    PolicyConflictError,
+    UnknownPolicyError,
+)
 from clrplug.policy import BUILTIN, RUNTIME, Policy, PolicySource
 
 __all__ = [
@@ -50,7 +55,9 @@ __all__ = [
     "PluginFailure",
     "PluginLoadWarning",
     "PolicyRegistry",
+    "canonical_distribution_name",
     "default_registry",
+    "plugins_switched_off",
 ]
 
 ENTRY_POINT_GROUP = "clrplug"
@@ -78,8 +85,19 @@ class PluginFailure:
         return f"{self.source} ({self.source.entry_point}): {self.error}"
 
 
-def _canonical(dist_name: str) -> str:
+def canonical_distribution_name(dist_name: str) -> str:
+    """A distribution name in PEP 503 form, as the allowlist compares them."""
     return re.sub(r"[-_.]+", "-", dist_name).lower()
+
+
+def plugins_switched_off(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether CLRPLUG_DISABLE_PLUGIN_AUTOLOAD turns third-party plugins off."""
+    return _truthy((os.environ if environ is None else environ).get(DISABLE_AUTOLOAD_ENV))
+
+
+def _key(name: str) -> str:
+    """A policy name as the registry stores it (see Policy's name normalisation)."""
+    return re.sub(r"[-\s.]+", "_", name.strip()).lower()
 
 
 def _truthy(value: str | None) -> bool:
@@ -116,20 +134,20 @@ class PolicyRegistry:
         return environ.get(key)
 
     def _allowed(self, dist: str | None) -> bool:
-        if not self._autoload or _truthy(self._env(DISABLE_AUTOLOAD_ENV)):
+        if not self._autoload or plugins_switched_off(self._environ):
             return False
         allowlist = self._env(PLUGINS_ENV)
         if allowlist is None:
             return True
-        names = {_canonical(n.strip()) for n in allowlist.split(",") if n.strip()}
-        return dist is not None and _canonical(dist) in names
+        names = {canonical_distribution_name(n.strip()) for n in allowlist.split(",") if n.strip()}
+        return dist is not None and canonical_distribution_name(dist) in names
 
     def _entry_points(self, group: str) -> Iterable[tuple[metadata.EntryPoint, PolicySource]]:
         seen: set[tuple[str, str, str]] = set()
         for ep in metadata.entry_points(group=group):
             dist = getattr(ep, "dist", None)
             dist_name = dist.metadata["Name"] if dist is not None else None
-            key = (_canonical(dist_name or ""), ep.name, ep.value)
+            key = (canonical_distribution_name(dist_name or ""), ep.name, ep.value)
             if key in seen:  # the same distribution visible twice on sys.path
                 continue
             seen.add(key)
@@ -231,9 +249,11 @@ class PolicyRegistry:
             PolicyConflictError: more than one source registered it.
         """
         if not isinstance(name, str):
-            raise UnknownPolicyError(repr(name), self.names())
+            raise InvalidArgumentError(
+                f"a policy name must be a str, got {type(name).__name__} {name!r}."
+            )
         self.load()
-        key = re.sub(r"[-\s.]+", "_", name.strip()).lower()
+        key = _key(name)
         with self._lock:
             candidates = self._candidates.get(key)
             if not candidates:
@@ -312,14 +332,17 @@ class PolicyRegistry:
     def unregister(self, name: str) -> None:
         """Remove a runtime registration (plugins and built-ins cannot be removed)."""
         self.load()
+        key = _key(name)
         with self._lock:
-            candidates = self._candidates.get(name, [])
-            if not candidates or any(p.source.kind != "runtime" for p in candidates):
+            candidates = self._candidates.get(key, [])
+            if not candidates:
+                raise UnknownPolicyError(name, self.names())
+            if any(p.source.kind != "runtime" for p in candidates):
                 raise InvalidPolicyError(
                     f"unregister_policy({name!r}): only policies registered at runtime can be "
-                    "removed."
+                    f"removed; {key!r} comes from {', '.join(str(p.source) for p in candidates)}."
                 )
-            del self._candidates[name]
+            del self._candidates[key]
 
 
 _default: PolicyRegistry | None = None

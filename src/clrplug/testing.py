@@ -35,7 +35,6 @@ import inspect
 import json
 import math
 import os
-import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -144,10 +143,6 @@ def _scalar_sample(xs: np.ndarray) -> np.ndarray:
 
 
 # -- helpers -------------------------------------------------------------------------
-
-
-def _canonical(dist_name: str) -> str:
-    return re.sub(r"[-_.]+", "-", dist_name).lower()
 
 
 def _call_repr(x: float, params: Mapping[str, float]) -> str:
@@ -521,18 +516,18 @@ def policies_of(distribution: str) -> list[str]:
     if not isinstance(distribution, str) or not distribution.strip():
         raise TypeError(f"policies_of() takes a distribution name, got {distribution!r}.")
     registry = registry_module.default_registry()
-    key = _canonical(distribution)
+    key = registry_module.canonical_distribution_name(distribution)
     names = sorted(
         {
             p.name
             for p in registry.policies()
-            if p.source.distribution and _canonical(p.source.distribution) == key
+            if p.source.distribution and registry_module.canonical_distribution_name(p.source.distribution) == key
         }
     )
     if names:
         return names
     failures = [
-        f for f in registry.failures() if _canonical(f.source.distribution or "") == key
+        f for f in registry.failures() if registry_module.canonical_distribution_name(f.source.distribution or "") == key
     ]
     try:
         dist = metadata.distribution(distribution)
@@ -549,10 +544,10 @@ def policies_of(distribution: str) -> list[str]:
         allowlist = os.environ.get(allowlist_env)
         if failures:
             reason = "it failed to load: " + "; ".join(f.error for f in failures)
-        elif (os.environ.get(switch) or "").strip().lower() in {"1", "true", "yes", "on"}:
+        elif registry_module.plugins_switched_off():
             reason = f"plugin loading is switched off by {switch}={os.environ[switch]!r}"
         elif allowlist is not None and key not in {
-            _canonical(n) for n in allowlist.split(",") if n.strip()
+            registry_module.canonical_distribution_name(n) for n in allowlist.split(",") if n.strip()
         }:
             reason = f"{allowlist_env}={allowlist!r} does not include it"
         elif not groups & plugin_groups:

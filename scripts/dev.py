@@ -25,8 +25,11 @@ VENV = Path(os.environ.get("CLRPLUG_VENV", ROOT / ".venv"))
 BACKENDS = [b for b in os.environ.get("CLRPLUG_BACKENDS", "jax,tensorflow,torch").split(",") if b]
 PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
 
-# The three Keras backends, CPU builds. torch is pinned: an unpinned torch pulls a
-# multi-GB CUDA build on Linux.
+# The three Keras backends. torch is pinned to a release this project's machines hold
+# as a CPU build on local disk (an unpinned torch pulls a multi-GB CUDA build there).
+# Elsewhere on Linux, PyPI's torch==2.13.0 is a CUDA build: install a CPU build of it
+# into .venv first (pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu)
+# and this pin is already satisfied.
 BACKEND_PACKAGES = ["jax>=0.4.30", "tensorflow-cpu>=2.16", "torch==2.13.0"]
 
 

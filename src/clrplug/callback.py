@@ -321,8 +321,7 @@ class CyclicLR(keras.callbacks.Callback):
         the training thread: from any hook of an ordinary callback, not from the batch
         hooks of a callback marked ``async_safe`` (Keras may run those elsewhere).
         """
-        model = self._model if getattr(self, "_model", None) is not None else None
-        if model is None or self._optimizer is None:
+        if getattr(self, "_model", None) is None or self._optimizer is None:
             # Not training yet: the new cycle starts with the first step trained.
             self.schedule.reset(new_base_lr, new_max_lr, new_step_size, cycle_start=0)
             self._segments.clear()

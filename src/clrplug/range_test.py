@@ -33,7 +33,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from clrplug.batch_logs import loss_count, non_mean_names
+from clrplug.batch_logs import deaverage, loss_count, non_mean_names
 from clrplug.callback import CyclicLR, inner_optimizer
 from clrplug.errors import ClrplugError, InvalidArgumentError
 
@@ -518,7 +518,8 @@ class _Recorder(keras.callbacks.Callback):
             if key in self._non_mean or seen <= before:
                 out[key] = mean
             else:
-                out[key] = (seen * mean - before * previous.get(key, 0.0)) / (seen - before)
+                pair = deaverage(np.array([previous.get(key, 0.0), mean]), np.array([before, seen]))
+                out[key] = float(pair[-1])
         return out
 
     def _observe(self, row: int) -> None:

@@ -1,162 +1,655 @@
-"""Step-time overhead of CyclicLR, per Keras backend (issue: no cost per step).
+"""Step-time overhead of CyclicLR per Keras backend, against the seed's callback and no callback.
 
-For each backend (one subprocess each, since KERAS_BACKEND is fixed at import)
-a small MLP (64 -> 32 -> 32 -> 10, batch 64, SGD) is trained for one epoch of
-``--steps`` steps, and each *pair* times, in rotating order on warm models:
+What it runs: for each backend (one subprocess each, since KERAS_BACKEND is fixed at
+import), a small MLP (64 -> 32 -> 32 -> 10, batch 64, SGD, one model per variant) is
+trained for one epoch of ``--steps`` steps per ``fit()``. First come ``--warmup-rounds``
+untimed rounds of one fit per variant (tracing, compilation; two by default, because on
+JAX a CyclicLR's first fit clears the compiled steps of every model warmed before it);
+then each *pair* times one fit of every variant, in an order that rotates by one variant
+per pair. The variants (``VARIANTS``, the one place to add another, e.g. momentum cycling
+or a 1cycle callback):
 
-- ``fixed``      : no callback (the reference);
-- ``builtin``    : ``CyclicLR(mode="triangular2")``;
-- ``plugin``     : ``CyclicLR(mode="sinusoidal")`` from the clrplug-sinusoidal plugin
-                   (a runtime-registered copy if the plugin is not installed);
-- ``lambda``     : ``CyclicLR(scale_fn=lambda x: 1/(5**(x*0.0001)), scale_mode="iterations")``;
-- ``setter``     : the direct port of the seed's callback, setting the optimizer's rate from
-                   Python in every ``on_train_batch_begin`` (the baseline clrplug avoids).
+- ``fixed``  : no callback; the reference every ratio divides by.
+- ``builtin``: ``CyclicLR(mode="triangular2")``.
+- ``plugin`` : ``CyclicLR(mode="sinusoidal")``, the policy of the installed
+  ``clrplug-sinusoidal`` plugin; skipped, with the reason printed, when that plugin
+  does not provide it (never replaced by a copy).
+- ``lambda`` : ``CyclicLR(scale_fn=lambda x: 1/(5**(x*0.0001)), scale_mode="iterations")``.
+- ``noop``   : a callback that overrides every ``on_*`` hook ``CyclicLR`` overrides (found
+  at run time), does nothing in them, and is ``async_safe`` exactly when ``CyclicLR`` is:
+  the cost of Keras calling such a callback at all.
+- ``setter`` : the seed's callback for triangular2 as the seed wrote it, without its
+  per-batch history (which also read the rate back from the optimizer every batch):
+  Python counters ``clr_iterations``/``trn_iterations``, ``clr()`` in numpy floats, and
+  ``self.model.optimizer.learning_rate = float(self.clr())`` in ``on_train_begin`` (for
+  the first batch) and in every ``on_batch_end`` (for the next one). No clrplug code.
 
-It prints, per backend and variant, the median and quartiles over pairs of
-``step time(variant) / step time(fixed)``. Pin it to one core with single-threaded
-backends for figures within a few percent::
+All CyclicLR variants and the setter use base_lr=0.001, max_lr=0.006, step_size=100.
 
-    taskset -c 0 .venv/bin/python benchmarks/step_overhead.py --pairs 15
+Run from the repository root (a few minutes for all three backends)::
 
-Timings are not asserted anywhere; docs/performance.md quotes a run.
+    .venv/bin/python benchmarks/step_overhead.py --pairs 15 --steps 400
+    .venv/bin/python benchmarks/step_overhead.py --backends jax --variants builtin,noop \\
+        --json overhead.json
+
+Each worker pins itself to one core with ``os.sched_setaffinity`` where the platform has
+it (``--core N``; default the last core this process may use; ``--no-pin`` to turn it
+off) and runs its backend single-threaded; the header says which core, if any.
+
+How to read the output: a header (command line, versions, CPU, pinning, threads, steps,
+pairs, and one line per variant saying exactly what it runs), then per backend the
+callbacks each variant installed (class, the ``on_*`` hooks it overrides, whether it is
+``async_safe``), the median step time of ``fixed`` in absolute terms, and per variant
+the median and quartiles over pairs of ``step time(variant) / step time(fixed)``, each
+ratio taken within one pair, plus that variant's median step time; on JAX also how many
+timed fits compiled anything (it should say "none": otherwise the models were not warm).
+A step time is the wall time of one ``fit()`` (``time.perf_counter``) divided by
+``--steps``, so it includes ``fit()``'s fixed setup cost spread over the steps. ``--json``
+writes the raw per-pair times (seconds per step), the order of each pair and, on JAX, the
+compilations per timed fit. Timings are not asserted anywhere; docs/performance.md quotes
+runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
+import platform
+import re
+import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-VARIANTS = ("fixed", "builtin", "plugin", "lambda", "setter")
+BATCH = 64
+BASE_LR, MAX_LR, STEP_SIZE = 0.001, 0.006, 100
+CLR_ARGS = f"base_lr={BASE_LR}, max_lr={MAX_LR}, step_size={STEP_SIZE}"
+SINUSOIDAL_DIST = "clrplug-sinusoidal"
+RESULT_MARK = "STEP_OVERHEAD_RESULT "
+THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+}
+XLA_SINGLE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 
-def _single_threaded_env(backend: str) -> dict[str, str]:
-    env = dict(os.environ, KERAS_BACKEND=backend, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               OPENBLAS_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
-               TF_CPP_MIN_LOG_LEVEL="3")
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
-                        "intra_op_parallelism_threads=1").strip()
-    return env
+# -- the variants -----------------------------------------------------------------------
 
 
-def worker(pairs: int, steps: int) -> dict[str, list[float]]:
+class Unavailable(Exception):
+    """A variant cannot run here; the message says why."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One timed configuration.
+
+    Attributes:
+        name: the name in ``--variants`` and in the output.
+        description: one line saying exactly what the variant runs.
+        factory: returns the callbacks passed to ``fit()``; called once, in the worker,
+            after Keras is imported with the worker's backend.
+        probe: optional; returns a note printed after the description, or raises
+            :class:`Unavailable`. Runs in the parent (for the header) and again in the
+            worker, so it must not import Keras.
+    """
+
+    name: str
+    description: str
+    factory: Callable[[], list[Any]]
+    probe: Callable[[], str] | None = None
+
+
+VARIANTS: dict[str, Variant] = {}
+
+
+def variant(
+    name: str, description: str, probe: Callable[[], str] | None = None
+) -> Callable[[Callable[[], list[Any]]], Callable[[], list[Any]]]:
+    """Register the decorated callback factory as variant ``name`` (in definition order)."""
+
+    def decorator(factory: Callable[[], list[Any]]) -> Callable[[], list[Any]]:
+        VARIANTS[name] = Variant(name, description, factory, probe)
+        return factory
+
+    return decorator
+
+
+def overridden_hooks(cls: type) -> list[str]:
+    """The ``on_*`` methods ``cls`` defines differently from keras.callbacks.Callback."""
+    import keras
+
+    base = keras.callbacks.Callback
+    return sorted(
+        name
+        for name in dir(cls)
+        if name.startswith("on_")
+        and callable(getattr(cls, name))
+        and getattr(cls, name) is not getattr(base, name, None)
+    )
+
+
+def _sinusoidal_from_plugin() -> str:
+    import clrplug
+
+    install = f"install it with `.venv/bin/pip install -e plugins/{SINUSOIDAL_DIST}`"
+    switches = "".join(
+        f", or unset {name}={os.environ[name]!r}"
+        for name in ("CLRPLUG_DISABLE_PLUGIN_AUTOLOAD", "CLRPLUG_PLUGINS")
+        if name in os.environ
+    )
+    try:
+        policy = clrplug.get_policy("sinusoidal")
+    except clrplug.UnknownPolicyError:
+        failures = "; ".join(str(f) for f in clrplug.list_plugin_failures())
+        raise Unavailable(
+            f"no policy 'sinusoidal' is registered ({failures or 'no plugin failed to load'}); "
+            f"{install}{switches}"
+        ) from None
+    except clrplug.ClrplugError as exc:
+        raise Unavailable(f"looking up 'sinusoidal' failed: {exc}") from None
+    source = policy.source
+    distribution = re.sub(r"[-_.]+", "-", (source.distribution or "").lower())
+    if source.kind != "plugin" or distribution != SINUSOIDAL_DIST:
+        raise Unavailable(f"'sinusoidal' comes from {source}, not the {SINUSOIDAL_DIST} plugin")
+    return f"policy from {source}, entry point {source.entry_point}"
+
+
+@variant("fixed", "no callback; the reference every ratio divides by")
+def _fixed() -> list[Any]:
+    return []
+
+
+@variant("builtin", f'CyclicLR({CLR_ARGS}, mode="triangular2"), a built-in policy')
+def _builtin() -> list[Any]:
+    from clrplug import CyclicLR
+
+    return [CyclicLR(base_lr=BASE_LR, max_lr=MAX_LR, step_size=STEP_SIZE, mode="triangular2")]
+
+
+@variant(
+    "plugin",
+    f'CyclicLR({CLR_ARGS}, mode="sinusoidal") with the {SINUSOIDAL_DIST} plugin\'s policy',
+    probe=_sinusoidal_from_plugin,
+)
+def _plugin() -> list[Any]:
+    from clrplug import CyclicLR
+
+    return [CyclicLR(base_lr=BASE_LR, max_lr=MAX_LR, step_size=STEP_SIZE, mode="sinusoidal")]
+
+
+@variant(
+    "lambda",
+    f'CyclicLR({CLR_ARGS}, scale_fn=lambda x: 1/(5**(x*0.0001)), scale_mode="iterations")',
+)
+def _lambda() -> list[Any]:
+    from clrplug import CyclicLR
+
+    return [
+        CyclicLR(
+            base_lr=BASE_LR,
+            max_lr=MAX_LR,
+            step_size=STEP_SIZE,
+            scale_fn=lambda x: 1 / (5 ** (x * 0.0001)),
+            scale_mode="iterations",
+        )
+    ]
+
+
+@variant(
+    "noop",
+    "a callback doing nothing in every on_* hook CyclicLR overrides, async_safe as CyclicLR",
+)
+def _noop() -> list[Any]:
+    import keras
+
+    from clrplug import CyclicLR
+
+    def do_nothing(self: Any, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    # Read from an instance, so that an attribute set in __init__ counts too.
+    reference = CyclicLR(base_lr=BASE_LR, max_lr=MAX_LR, step_size=STEP_SIZE)
+    namespace: dict[str, Any] = dict.fromkeys(overridden_hooks(CyclicLR), do_nothing)
+    namespace["async_safe"] = bool(getattr(reference, "async_safe", False))
+    namespace["__doc__"] = "Overrides CyclicLR's on_* hooks with empty ones."
+    return [type("NoopCallback", (keras.callbacks.Callback,), namespace)()]
+
+
+@variant(
+    "setter",
+    "the seed's callback (no clrplug): numpy float formula, optimizer.learning_rate = "
+    "float(clr()) in on_train_begin and every on_batch_end (seed's history not kept)",
+)
+def _setter() -> list[Any]:
     import keras
     import numpy as np
 
-    backend = keras.backend.backend()
+    class SeedSetter(keras.callbacks.Callback):
+        """The seed's CyclicLR for triangular2, without its per-batch history."""
+
+        def __init__(self, base_lr: float, max_lr: float, step_size: float) -> None:
+            super().__init__()
+            self.base_lr = base_lr
+            self.max_lr = max_lr
+            self.step_size = step_size
+            self.scale_fn = lambda x: 1 / (2.0 ** (x - 1))
+            self.clr_iterations = 0.0
+            self.trn_iterations = 0.0
+
+        def clr(self) -> float:
+            cycle = np.floor(1 + self.clr_iterations / (2 * self.step_size))
+            x = np.abs(self.clr_iterations / self.step_size - 2 * cycle + 1)
+            return self.base_lr + (self.max_lr - self.base_lr) * np.maximum(
+                0, (1 - x)
+            ) * self.scale_fn(cycle)
+
+        def on_train_begin(self, logs: Any = None) -> None:
+            if self.clr_iterations == 0:
+                self.model.optimizer.learning_rate = float(self.base_lr)
+            else:
+                self.model.optimizer.learning_rate = float(self.clr())
+
+        def on_batch_end(self, batch: int, logs: Any = None) -> None:
+            self.trn_iterations += 1
+            self.clr_iterations += 1
+            self.model.optimizer.learning_rate = float(self.clr())
+
+    return [SeedSetter(BASE_LR, MAX_LR, STEP_SIZE)]
+
+
+# -- the worker (one backend, one process) ------------------------------------------------
+
+
+def _backend_info(backend: str) -> tuple[str, str]:
+    """The backend's version and the device Keras trains on, after single-threading it."""
     if backend == "tensorflow":
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    elif backend == "torch":
+        gpus = tf.config.list_physical_devices("GPU")
+        return tf.__version__, f"GPU ({len(gpus)} visible)" if gpus else "CPU"
+    if backend == "torch":
         import torch
 
         torch.set_num_threads(1)
+        if torch.cuda.is_available():
+            return torch.__version__, f"cuda ({torch.cuda.get_device_name(0)})"
+        return torch.__version__, "CPU"
+    if backend == "jax":
+        import jax
 
-    import clrplug
-    from clrplug import CyclicLR
+        device = jax.devices()[0]
+        kind = "" if device.platform == "cpu" else f" ({device.device_kind})"
+        return jax.__version__, f"{device.platform.upper()}{kind}"
+    return "?", "?"
 
-    try:
-        clrplug.get_policy("sinusoidal")
-    except clrplug.UnknownPolicyError:
-        clrplug.register_policy(
-            clrplug.Policy("sinusoidal", lambda x: 0.5 * (1 + np.sin(x * np.pi / 2.0)))
-        )
 
-    class SeedSetter(keras.callbacks.Callback):
-        """The seed's approach: set the rate from Python before every batch."""
+def _compile_counter(backend: str) -> Callable[[], int] | None:
+    """On JAX, a function returning how many XLA compilations ran so far (else None)."""
+    if backend != "jax":
+        return None
+    from jax import monitoring
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.iterations = 0
+    compiles = [0]
 
-        def on_train_batch_begin(self, batch: int, logs: object = None) -> None:
-            rate = clrplug.learning_rates([self.iterations], 0.001, 0.006, 100,
-                                          mode="triangular2")[0]
-            self.model.optimizer.learning_rate = float(rate)
-            self.iterations += 1
+    def listen(event: str, duration: float, **kwargs: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles[0] += 1
+
+    monitoring.register_event_duration_secs_listener(listen)
+    return lambda: compiles[0]
+
+
+def worker(
+    names: list[str], pairs: int, steps: int, warmup_rounds: int, core: int | None
+) -> dict[str, Any]:
+    if core is not None:  # first, so that every thread started later inherits it
+        os.sched_setaffinity(0, {core})
+    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+    import keras
+    import numpy as np
+
+    backend = keras.backend.backend()
+    backend_version, device = _backend_info(backend)
+    compiled = _compile_counter(backend)
+
+    skipped: dict[str, str] = {}
+    callbacks: dict[str, list[Any]] = {}
+    for name in names:
+        probe = VARIANTS[name].probe
+        try:
+            if probe is not None:
+                probe()
+            callbacks[name] = VARIANTS[name].factory()
+        except Unavailable as exc:
+            skipped[name] = str(exc)
+    run_names = [name for name in names if name in callbacks]
 
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(64 * steps, 64)).astype("float32")
-    y = rng.integers(0, 10, size=(64 * steps,))
+    x = rng.normal(size=(BATCH * steps, 64)).astype("float32")
+    y = rng.integers(0, 10, size=(BATCH * steps,))
 
     def make_model() -> keras.Model:
         keras.utils.set_random_seed(1)
-        model = keras.Sequential([
-            keras.Input((64,)),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(10),
-        ])
-        model.compile(optimizer=keras.optimizers.SGD(0.01),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model = keras.Sequential(
+            [
+                keras.Input((64,)),
+                keras.layers.Dense(32, activation="relu"),
+                keras.layers.Dense(32, activation="relu"),
+                keras.layers.Dense(10),
+            ]
+        )
+        model.compile(
+            optimizer=keras.optimizers.SGD(0.01),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
         return model
 
-    callbacks = {
-        "fixed": [],
-        "builtin": [CyclicLR(0.001, 0.006, 100, mode="triangular2")],
-        "plugin": [CyclicLR(0.001, 0.006, 100, mode="sinusoidal")],
-        "lambda": [CyclicLR(0.001, 0.006, 100, scale_fn=lambda v: 1 / (5 ** (v * 0.0001)),
-                            scale_mode="iterations")],
-        "setter": [SeedSetter()],
-    }
-    models = {name: make_model() for name in VARIANTS}
+    models = {name: make_model() for name in run_names}
 
-    def run(name: str) -> float:
+    compiles: dict[str, list[int]] = {name: [] for name in run_names}
+
+    def fit(name: str) -> float:
+        before = compiled() if compiled else 0
         start = time.perf_counter()
-        models[name].fit(x, y, batch_size=64, epochs=1, verbose=0, shuffle=False,
-                         callbacks=callbacks[name])
-        return (time.perf_counter() - start) / steps
+        models[name].fit(
+            x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False, callbacks=callbacks[name]
+        )
+        elapsed = time.perf_counter() - start
+        if compiled:
+            compiles[name].append(compiled() - before)
+        return elapsed / steps
 
-    for name in VARIANTS:  # warm up: trace/compile every model
-        run(name)
-        run(name)
-    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    # Untimed warm-up rounds, every variant once per round. One round is not enough
+    # when a variant's first fit discards other models' compiled steps (on JAX,
+    # CyclicLR's retrace calls jax.clear_caches(), which is process-wide).
+    for _ in range(warmup_rounds):
+        for name in run_names:
+            fit(name)
+    compiles = {name: [] for name in run_names}  # count the timed fits only
+    times: dict[str, list[float]] = {name: [] for name in run_names}
+    orders: list[list[str]] = []
     for pair in range(pairs):
-        order = VARIANTS[pair % len(VARIANTS):] + VARIANTS[:pair % len(VARIANTS)]
+        shift = pair % len(run_names)
+        order = run_names[shift:] + run_names[:shift]
+        orders.append(order)
         for name in order:
-            times[name].append(run(name))
-    return times
+            times[name].append(fit(name))
+
+    installed = {
+        name: [
+            {
+                "class": type(cb).__name__,
+                "hooks": overridden_hooks(type(cb)),
+                "async_safe": bool(getattr(cb, "async_safe", False)),
+            }
+            for cb in cbs
+        ]
+        for name, cbs in callbacks.items()
+    }
+    return {
+        "backend": backend,
+        "backend_version": backend_version,
+        "keras_version": keras.__version__,
+        "device": device,
+        "affinity": affinity,
+        "pid": os.getpid(),
+        "skipped": skipped,
+        "callbacks": installed,
+        "orders": orders,
+        "seconds_per_step": times,
+        # XLA compilations during each timed fit (JAX only; null elsewhere): 0 if warm.
+        "compiles_per_fit": compiles if compiled else None,
+    }
 
 
-def summarise(backend: str, times: dict[str, list[float]]) -> list[str]:
+# -- the parent: header, workers, summary -------------------------------------------------
+
+
+def _version(*distributions: str) -> str:
+    for distribution in distributions:
+        try:
+            return f"{importlib.metadata.version(distribution)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _worker_env(backend: str) -> dict[str, str]:
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", **THREAD_ENV)
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {XLA_SINGLE_THREAD}".strip()
+    return env
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
     import numpy as np
 
-    fixed = np.asarray(times["fixed"])
-    lines = [f"{backend}: fixed-rate step median {np.median(fixed) * 1e6:.0f} us "
-             f"over {len(fixed)} pairs"]
-    for name in VARIANTS[1:]:
-        ratio = np.asarray(times[name]) / fixed
-        q1, med, q3 = np.percentile(ratio, [25, 50, 75])
-        lines.append(f"  {name:8s} step-time ratio median {med:.3f}  (quartiles {q1:.3f}-{q3:.3f})")
+    q1, median, q3 = np.percentile(np.asarray(values), [25, 50, 75])
+    return float(q1), float(median), float(q3)
+
+
+def header(
+    args: argparse.Namespace,
+    backends: list[str],
+    pin: str,
+    notes: dict[str, str],
+    skipped: dict[str, str],
+) -> list[str]:
+    backend_versions = {
+        "jax": f"jax {_version('jax')} (jaxlib {_version('jaxlib')})",
+        "tensorflow": f"tensorflow {_version('tensorflow', 'tensorflow-cpu', 'tf-nightly')}",
+        "torch": f"torch {_version('torch')}",
+    }
+    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    usable = f", {len(affinity)} usable by this process" if affinity is not None else ""
+    lines = [
+        "step_overhead: step time of each variant / step time without a callback, same pair",
+        f"command:  {shlex.join([sys.executable, *sys.argv])}",
+        f"versions: python {platform.python_version()}, keras {_version('keras')}, "
+        f"numpy {_version('numpy')}, clrplug {_version('clrplug')}, "
+        f"{SINUSOIDAL_DIST} {_version(SINUSOIDAL_DIST)}; "
+        + ", ".join(backend_versions.get(b, f"{b} {_version(b)}") for b in backends),
+        f"cpu:      {_cpu_model()}, {os.cpu_count()} logical cores{usable}",
+        f"pinning:  {pin}",
+        f"threads:  {' '.join(f'{k}=1' for k in THREAD_ENV)}, XLA_FLAGS+='{XLA_SINGLE_THREAD}', "
+        "tf.config.threading intra/inter-op 1, torch.set_num_threads(1)",
+        f"run:      {args.pairs} pairs x {args.steps} steps per fit() (batch {BATCH}, "
+        f"MLP 64-32-32-10, SGD, one model per variant); {args.warmup_rounds} untimed "
+        "warm-up round(s) of one fit per variant; order rotates by one variant per pair; "
+        "step time = fit() wall time / steps",
+        "variants:",
+    ]
+    for name in [n for n in VARIANTS if n in notes or n in skipped]:
+        lines.append(f"  {name:8s} {VARIANTS[name].description}")
+        if skipped.get(name):
+            lines.append(f"  {'':8s} SKIPPED: {skipped[name]}")
+        elif notes.get(name):
+            lines.append(f"  {'':8s} ({notes[name]})")
+    return lines
+
+
+def summarise(result: dict[str, Any], previous: dict[str, Any] | None) -> list[str]:
+    times = result["seconds_per_step"]
+    lines = [
+        f"\n{result['backend']} {result['backend_version']} (keras {result['keras_version']}) "
+        f"on {result['device']}, worker pid {result['pid']} affinity {result['affinity']}"
+    ]
+    for name, reason in result["skipped"].items():
+        lines.append(f"  {name}: SKIPPED in the worker: {reason}")
+    if previous is not None and previous == result["callbacks"]:
+        lines.append("  callbacks: as above")
+    else:
+        for name, cbs in result["callbacks"].items():
+            for cb in cbs:
+                safe = "async_safe" if cb["async_safe"] else "not async_safe"
+                lines.append(
+                    f"  {name:8s} installs {cb['class']}: {safe}, overrides "
+                    f"{', '.join(cb['hooks']) or 'no on_* hook'}"
+                )
+    fixed = times["fixed"]
+    _, fixed_median, _ = _quartiles(fixed)
+    lines.append(f"  fixed step time, median over {len(fixed)} pairs: {fixed_median * 1e6:.0f} us")
+    lines.append(f"  {'variant':8s} {'ratio median':>12s}  {'quartiles':13s} {'step median':>11s}")
+    for name, values in times.items():
+        if name == "fixed":
+            continue
+        ratios = [v / f for v, f in zip(values, fixed, strict=True)]
+        q1, median, q3 = _quartiles(ratios)
+        _, step, _ = _quartiles(values)
+        lines.append(f"  {name:8s} {median:12.3f}  {q1:.3f}-{q3:.3f}   {step * 1e6:8.0f} us")
+    compiles = result.get("compiles_per_fit")
+    if compiles is not None:
+        cold = {name: sum(1 for c in counts if c) for name, counts in compiles.items()}
+        cold_text = ", ".join(f"{name} {n}/{len(compiles[name])}" for name, n in cold.items() if n)
+        lines.append(
+            "  timed fits that compiled (XLA): "
+            + (cold_text + " -- not warm, add --warmup-rounds" if cold_text else "none")
+        )
     return lines
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backends", default="jax,tensorflow,torch")
-    parser.add_argument("--pairs", type=int, default=15)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=f"variants: {', '.join(VARIANTS)} (fixed always runs, as the reference)",
+    )
+    parser.add_argument(
+        "--backends",
+        default="jax,tensorflow,torch",
+        help="comma-separated Keras backends, one subprocess each",
+    )
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="comma-separated subset of the variants (default: all)",
+    )
+    parser.add_argument("--pairs", type=int, default=15, help="timed rounds over all variants")
     parser.add_argument("--steps", type=int, default=200, help="steps per timed fit")
+    parser.add_argument(
+        "--warmup-rounds",
+        type=int,
+        default=2,
+        help="untimed rounds of one fit per variant before the pairs (default 2: on JAX a "
+        "CyclicLR's first fit clears every other model's compiled step)",
+    )
+    parser.add_argument(
+        "--core",
+        type=int,
+        default=None,
+        help="core to pin each worker to (default: the last usable one)",
+    )
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the workers")
+    parser.add_argument("--json", metavar="PATH", help="write the raw per-pair times here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--pin-core", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+
+    requested = [n.strip() for n in args.variants.split(",") if n.strip()]
+    unknown = sorted(set(requested) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+    names = [n for n in VARIANTS if n == "fixed" or n in requested]
+    if args.pairs < 1 or args.steps < 1 or args.warmup_rounds < 1:
+        parser.error("--pairs, --steps and --warmup-rounds must be at least 1")
+
     if args.worker:
-        print(json.dumps(worker(args.pairs, args.steps)))
+        result = worker(names, args.pairs, args.steps, args.warmup_rounds, args.pin_core)
+        print(RESULT_MARK + json.dumps(result), flush=True)
         return 0
-    for backend in args.backends.split(","):
-        cmd = [sys.executable, __file__, "--worker", "--pairs", str(args.pairs),
-               "--steps", str(args.steps)]
-        out = subprocess.run(cmd, env=_single_threaded_env(backend), capture_output=True,
-                             text=True, check=False)
-        if out.returncode != 0:
-            print(f"{backend}: failed\n{out.stderr[-2000:]}")
+
+    if args.no_pin and args.core is not None:
+        parser.error("--core and --no-pin exclude each other")
+    core: int | None = None
+    if args.no_pin:
+        pin = "not pinned (--no-pin)"
+    elif not hasattr(os, "sched_setaffinity"):
+        pin = "not pinned: os.sched_setaffinity is not available on this platform"
+    else:
+        usable = sorted(os.sched_getaffinity(0))
+        core = usable[-1] if args.core is None else args.core
+        if core not in usable:
+            parser.error(f"--core {core}: this process may only use cores {usable}")
+        pin = f"each worker pinned to core {core} (os.sched_setaffinity; usable: {usable})"
+
+    notes: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    for name in names:
+        probe = VARIANTS[name].probe
+        try:
+            notes[name] = probe() if probe is not None else ""
+        except Unavailable as exc:
+            skipped[name] = str(exc)
+    names = [n for n in names if n not in skipped]
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    print("\n".join(header(args, backends, pin, notes, skipped)), flush=True)
+
+    record: dict[str, Any] = {
+        "command": [sys.executable, *sys.argv],
+        "pairs": args.pairs,
+        "steps": args.steps,
+        "warmup_rounds": args.warmup_rounds,
+        "pinned_core": core,
+        "variants": {n: VARIANTS[n].description for n in names},
+        "skipped": skipped,
+        "backends": {},
+    }
+    previous: dict[str, Any] | None = None
+    failed = False
+    for backend in backends:
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--worker",
+            "--pairs",
+            str(args.pairs),
+            "--steps",
+            str(args.steps),
+            "--warmup-rounds",
+            str(args.warmup_rounds),
+            "--variants",
+            ",".join(names),
+        ]
+        if core is not None:
+            cmd += ["--pin-core", str(core)]
+        out = subprocess.run(
+            cmd, env=_worker_env(backend), capture_output=True, text=True, check=False
+        )
+        marked = [ln for ln in out.stdout.splitlines() if ln.startswith(RESULT_MARK)]
+        if out.returncode != 0 or not marked:
+            print(f"\n{backend}: worker failed (exit {out.returncode})\n{out.stderr[-2000:]}")
+            failed = True
             continue
-        times = json.loads(out.stdout.strip().splitlines()[-1])
-        print("\n".join(summarise(backend, times)), flush=True)
-    return 0
+        result = json.loads(marked[-1][len(RESULT_MARK) :])
+        record["backends"][backend] = result
+        print("\n".join(summarise(result, previous)), flush=True)
+        previous = result["callbacks"]
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=1)
+        print(f"\nraw per-pair times (seconds per step): {args.json}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

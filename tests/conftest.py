@@ -18,11 +18,11 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 @pytest.fixture
-def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[registry_module.PolicyRegistry]:
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[registry_module.Registry]:
     """A new process-wide registry for the test, restored afterwards."""
     for key in (registry_module.DISABLE_AUTOLOAD_ENV, registry_module.PLUGINS_ENV):
         monkeypatch.delenv(key, raising=False)
-    registry = registry_module.PolicyRegistry()
+    registry = registry_module.Registry()
     previous = registry_module.set_default_registry(registry)
     try:
         yield registry

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-import time
 
 # Imported before pytester snapshots sys.modules: TensorFlow cannot be imported twice.
 import keras  # noqa: F401
@@ -43,14 +42,6 @@ def test_builtin_conforms(name, clrplug_policy_check):
 @pytest.mark.parametrize("gamma", [0.5, 0.99994, 1.0])
 def test_exp_range_conforms_with_other_gammas(gamma, clrplug_policy_check):
     clrplug_policy_check("exp_range", params={"gamma": gamma})
-
-
-def test_check_takes_well_under_a_second():
-    check_policy("triangular2")  # Keras already imported: no first-use cost left
-    start = time.perf_counter()
-    for name in BUILTINS:
-        check_policy(name)
-    assert (time.perf_counter() - start) / len(BUILTINS) < 1.0
 
 
 def test_sample_covers_the_long_range():
@@ -333,7 +324,7 @@ def test_import_is_cheap_and_does_not_import_keras():
 
 def test_pytest_plugin_is_registered(pytestconfig):
     plugin = pytestconfig.pluginmanager.get_plugin("clrplug")
-    assert plugin is sys.modules["clrplug.testing"]
+    assert plugin is sys.modules["clrplug.testing.pytest_plugin"]
 
 
 def test_fixture_and_option_in_a_plugin_authors_suite(pytester):

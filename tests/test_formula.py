@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import clrplug
 from clrplug import InvalidArgumentError, UnknownPolicyError
-from clrplug.registry import PolicyRegistry
+from clrplug.registry import Registry
 
 
 def seed_lr(k: float, base: float, top: float, step: float, mode: str, gamma: float = 1.0) -> float:
@@ -40,7 +40,11 @@ SEED_LAMBDAS = {
 bounds = st.tuples(
     st.floats(0.0, 1.0, allow_nan=False), st.floats(0.0, 1.0, allow_nan=False)
 ).map(sorted)
-step_sizes = st.one_of(st.integers(1, 5000), st.floats(0.5, 5000.0, allow_nan=False))
+# Step sizes are integers or fractions n/Q with Q <= 4096 (what clrplug accepts).
+step_sizes = st.one_of(
+    st.integers(1, 5000),
+    st.builds(lambda n, q: n / q, st.integers(1, 5000 * 8), st.integers(1, 8)).filter(lambda s: s >= 0.5),
+)
 iterations = st.lists(st.integers(0, 10**7), min_size=1, max_size=40)
 
 
@@ -112,18 +116,22 @@ def test_a_million_iterations_vectorised() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"step_size": 0}, r"step_size must be a finite number > 0 .* got 0\.0"),
+        ({"step_size": 0}, r"step_size must be a finite number >= 0\.5 .* got 0\."),
+        ({"step_size": 0.3}, r"step_size must be a finite number >= 0\.5 .* got 0\.3\."),
+        ({"step_size": 1000.1234567}, r"step_size must be a multiple of 1/Q for some whole Q <= 4096"),
+        ({"step_size": 3, "step_size_down": -1}, r"step_size_down must be a finite number >= 0\.5"),
+        ({"waveform": "saw"}, r"unknown waveform 'saw'"),
         ({"step_size": -5}, "step_size must be"),
         ({"step_size": float("nan")}, "step_size must be"),
         ({"step_size": float("inf")}, "step_size must be"),
-        ({"step_size": "2000"}, "step_size must be a number, got str '2000'"),
+        ({"step_size": "2000"}, r"step_size must be a finite number >= 0\.5 .* got str '2000'"),
         ({"base_lr": -0.1}, r"base_lr must be a finite number >= 0, got -0\.1"),
-        ({"max_lr": float("nan")}, "max_lr must be a finite number"),
-        ({"max_lr": float("inf")}, "max_lr must be a finite number"),
+        ({"max_lr": float("nan")}, "max_lr must be a finite number >= 0, got nan"),
+        ({"max_lr": float("inf")}, "max_lr must be a finite number >= 0, got inf"),
         ({"base_lr": 0.01, "max_lr": 0.001}, r"max_lr \(0\.001\) must be >= base_lr \(0\.01\)"),
-        ({"mode": "exp_range", "gamma": 0.0}, r"gamma must be in \(0, 1\]"),
-        ({"mode": "exp_range", "gamma": 1.5}, r"gamma must be in \(0, 1\]"),
-        ({"mode": "exp_range", "policy_params": {"gamma": 2.0}}, r"gamma must be in \(0, 1\]"),
+        ({"mode": "exp_range", "gamma": 0.0}, r"gamma must be a number in \(0, 1\] for policy 'exp_range', got 0\.0"),
+        ({"mode": "exp_range", "gamma": 1.5}, r"gamma must be a number in \(0, 1\] for policy 'exp_range', got 1\.5"),
+        ({"mode": "exp_range", "policy_params": {"gamma": 2.0}}, r"policy_params\['gamma'\] must be a number in \(0, 1\]"),
         ({"mode": "exp_range", "gamma": 0.9, "policy_params": {"gamma": 0.8}}, "disagree"),
         ({"scale_mode": "epochs"}, r"scale_mode must be one of \['cycle', 'iterations'\]"),
         ({"mode": "triangular2", "scale_mode": "iterations"}, "contradicts policy 'triangular2'"),
@@ -136,11 +144,11 @@ def test_a_million_iterations_vectorised() -> None:
     ],
 )
 def test_bad_arguments_are_refused_with_a_message(kwargs: dict, message: str) -> None:
-    with pytest.raises((InvalidArgumentError, clrplug.PolicyEvaluationError), match=message):
+    with pytest.raises((InvalidArgumentError, clrplug.PolicyEvaluationError, clrplug.UnknownNameError), match=message):
         clrplug.learning_rates([0, 1, 2], **kwargs)
 
 
-def test_unknown_mode(fresh_registry: PolicyRegistry) -> None:
+def test_unknown_mode(fresh_registry: Registry) -> None:
     with pytest.raises(UnknownPolicyError, match="Did you mean 'exp_range'"):
         clrplug.learning_rates([0], mode="exp-rang")
 

@@ -48,7 +48,7 @@ def exercise(schedule: CyclicalSchedule) -> None:
     """What a loaded or new schedule goes through before training (host side)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        schedule.rates_at(np.arange(3.0) + float(schedule.cycle_start))
+        schedule.values_at(np.arange(3) + max(schedule.cycle_start, 0))
     again = CyclicalSchedule.from_config(schedule.get_config())
     assert again.get_config() == schedule.get_config()
 
@@ -69,7 +69,9 @@ TYPED = {
     "scale_mode": st.sampled_from(["cycle", "iterations", None, "epochs"]),
     "policy_params": st.one_of(st.none(), st.dictionaries(
         st.sampled_from(["gamma", "level", "", "0"]), numbers, max_size=2)),
-    "cycle_start": ints, "horizon": ints, "accumulation_steps": ints,
+    "cycle_start": ints, "accumulation_steps": ints,
+    "step_size_down": st.one_of(st.none(), numbers), "waveform": st.one_of(st.sampled_from(["cosine", "welch", "triangular"]), st.text(max_size=6)),
+    "hold": st.booleans(), "held_lr": numbers, "held_momentum": numbers, "cycle_momentum": st.booleans(),
     "distribution": st.one_of(st.none(), st.sampled_from(["clrplug", "clrplug-x", ""])),
     "origin": st.one_of(st.none(), bounds,
                         st.dictionaries(st.sampled_from(["base_lr", "max_lr", "x"]), numbers)),
@@ -145,7 +147,7 @@ def test_cyclic_lr_works_or_refuses_cleanly(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             clr = CyclicLR(**kwargs)
-            clr.schedule.rates_at([0, 1, 7, 10**6])
+            clr.schedule.values_at([0, 1, 7, 10**6])
         event("accepted")
     except ClrplugError as exc:
         refused_cleanly(exc)

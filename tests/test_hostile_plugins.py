@@ -37,7 +37,7 @@ from clrplug import (
 )
 from clrplug import registry as registry_module
 from clrplug.cli import main as cli_main
-from clrplug.registry import PluginLoadWarning, PolicyRegistry
+from clrplug.registry import PluginLoadWarning, Registry
 
 GOOD_PLUGIN = """
 import numpy as np
@@ -65,7 +65,7 @@ def assert_good_plugin_works() -> None:
     assert clrplug.get_policy("good_wave").source.distribution == "clrplug-good"
     clr = CyclicLR(0.001, 0.006, 2, mode="good_wave")
     np.testing.assert_allclose(
-        clr.schedule.rates_at(np.arange(12)),
+        clr.schedule.values_at(np.arange(12))[0],
         clrplug.learning_rates(np.arange(12), 0.001, 0.006, 2,
                                scale_fn=lambda x: 0.5 * (1 + np.sin(x * np.pi / 2.0))),
     )
@@ -88,7 +88,7 @@ IMPOSTORS = {
 
 @pytest.mark.parametrize("name", list(IMPOSTORS))
 def test_a_plugin_registering_a_non_policy_is_skipped_and_others_work(
-    fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path], name: str
+    fresh_registry: Registry, fake_dist: Callable[..., Path], name: str
 ) -> None:
     prelude, body = IMPOSTORS[name]
     source = hook_plugin(
@@ -120,7 +120,7 @@ FAILURES = {
 
 @pytest.mark.parametrize("name", list(FAILURES))
 def test_a_failing_plugin_is_skipped_and_others_work(
-    fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path], name: str
+    fresh_registry: Registry, fake_dist: Callable[..., Path], name: str
 ) -> None:
     source, error = FAILURES[name]
     fake_dist("clrplug-failing", "0.1", {"failing_plugin": source},
@@ -150,7 +150,7 @@ def clrplug_register_policies(register):
     "source", [UNPRINTABLE, "import sys\nsys.exit(3)\n"], ids=["unprintable-error", "sys-exit"]
 )
 def test_a_plugin_failing_without_an_exception_message_is_skipped(
-    fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path], source: str
+    fresh_registry: Registry, fake_dist: Callable[..., Path], source: str
 ) -> None:
     fake_dist("clrplug-rude", "0.1", {"rude_plugin": source}, {"clrplug": {"rude": "rude_plugin"}})
     install_good(fake_dist)
@@ -172,7 +172,7 @@ POLICY = clrplug.Policy("slow_half", lambda x: x * 0 + 0.5)
 
 
 def test_a_slow_plugin_is_imported_only_when_a_lookup_needs_plugins(
-    fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path],
+    fresh_registry: Registry, fake_dist: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     info = fake_dist("clrplug-slow-import", "1.0", {"slow_import_plugin": SLOW_PLUGIN},
@@ -188,7 +188,7 @@ def test_a_slow_plugin_is_imported_only_when_a_lookup_needs_plugins(
     # Lookups with autoload disabled, or with an allowlist that excludes it, never import it.
     for switch, value in (("CLRPLUG_DISABLE_PLUGIN_AUTOLOAD", "1"), ("CLRPLUG_PLUGINS", "x")):
         monkeypatch.setenv(switch, value)
-        registry_module.set_default_registry(PolicyRegistry())
+        registry_module.set_default_registry(Registry())
         assert clrplug.get_policy("triangular").name == "triangular"
         assert "slow_half" not in {p.name for p in clrplug.list_policies()}
         CyclicLR(mode="exp_range", gamma=0.99)
@@ -203,7 +203,7 @@ def test_a_slow_plugin_is_imported_only_when_a_lookup_needs_plugins(
     assert clrplug.get_policy("slow_half").source.distribution == "clrplug-slow-import"
     module = sys.modules["slow_import_plugin"]
     clr = CyclicLR(0.001, 0.003, 2, mode="slow_half")
-    np.testing.assert_allclose(clr.schedule.rates_at([0, 1, 2]), [0.001, 0.0015, 0.002])
+    np.testing.assert_allclose(clr.schedule.values_at([0, 1, 2])[0], [0.001, 0.0015, 0.002])
     assert clrplug.get_policy("slow_half") is clrplug.get_policy("slow_half")
     assert sys.modules["slow_import_plugin"] is module
 
@@ -218,7 +218,7 @@ MANY_PLUGIN = hook_plugin(
 
 
 def test_a_plugin_with_500_policies_lists_and_resolves_them_all(
-    fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path],
+    fresh_registry: Registry, fake_dist: Callable[..., Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     fake_dist("clrplug-many", "5.0", {"many_plugin": MANY_PLUGIN},
@@ -229,7 +229,7 @@ def test_a_plugin_with_500_policies_lists_and_resolves_them_all(
     for name in ("many_000", "many_249", "many_499"):
         level = (int(name[-3:]) + 1) / 500
         clr = CyclicLR(0.0, 1.0, 1, mode=name)
-        assert clr.schedule.rates_at([1])[0] == pytest.approx(level, rel=1e-12)
+        assert clr.schedule.values_at([1])[0][0] == pytest.approx(level, rel=1e-12)
     with pytest.raises(UnknownPolicyError, match="Did you mean 'many_"):
         clrplug.get_policy("many_5000")
     assert cli_main(["policies", "--json"]) == 0
@@ -273,7 +273,7 @@ def failure_message(name: str, limit: str) -> str:
 
 
 @pytest.fixture
-def failing_plugin(fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path]) -> None:
+def failing_plugin(fresh_registry: Registry, fake_dist: Callable[..., Path]) -> None:
     fake_dist("clrplug-failing", "2.0", {"failing_plugin": FAILING_PLUGIN},
               {"clrplug.policies": {n: f"failing_plugin:{v}" for n, v in FAILING.items()}})
 
@@ -295,14 +295,17 @@ def test_a_policy_failing_at_run_time_names_itself_and_its_distribution(name: st
     CyclicLR(**args)  # fine as far as the probe sees
     with pytest.raises(PolicyEvaluationError, match=failure_message(name, "2e[+]07")):
         clrplug.learning_rates([3e7], **args)
-    # Training resumed past the limit: it fails when the rate table is computed, before
-    # the first step at those iterations runs.
-    model = probe_model(keras.optimizers.SGD(CyclicalSchedule(**args)))
-    model.optimizer.build(model.trainable_variables)
+    # Training moved past the limit: it fails when the scale table is filled, before the
+    # first step at those iterations runs.
+    model, clr = probe_model(), CyclicLR(**args)
+    clr.attach(model)
     model.optimizer.iterations.assign(20_000_000 - 2)
     with pytest.raises(PolicyEvaluationError, match=failure_message(name, "2e[+]07")):
-        fit_steps(model, 4, [CyclicLR(**args)])
+        fit_steps(model, 4, [clr])
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 20_000_000 - 2
+    # Used stand-alone, a policy without a keras.ops twin is refused when made.
+    with pytest.raises(clrplug.InvalidArgumentError, match=r"has no keras\.ops twin"):
+        CyclicalSchedule(**args)
 
 
 # -- saved models ----------------------------------------------------------------------------
@@ -315,13 +318,13 @@ def save_trained(path: Path, **clr_args: Any) -> Path:
 
 
 def test_a_saved_model_whose_plugin_policy_is_not_installed_names_the_distribution(
-    fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path],
+    fresh_registry: Registry, fake_dist: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
     install_good(fake_dist)
     path = save_trained(tmp_path / "wave.keras", mode="good_wave")
     monkeypatch.setenv("CLRPLUG_DISABLE_PLUGIN_AUTOLOAD", "1")  # "uninstalled"
-    registry_module.set_default_registry(PolicyRegistry())
+    registry_module.set_default_registry(Registry())
     for safe_mode in (True, False):
         with pytest.raises(UnknownPolicyError,
                            match=r"unknown policy 'good_wave'\. Choose one of: exp_range, "
@@ -331,11 +334,11 @@ def test_a_saved_model_whose_plugin_policy_is_not_installed_names_the_distributi
 
 
 def test_a_saved_model_whose_runtime_policy_is_gone_names_the_policy(
-    fresh_registry: PolicyRegistry, tmp_path: Path
+    fresh_registry: Registry, tmp_path: Path
 ) -> None:
     clrplug.register_policy(Policy("my_flat", lambda x: x * 0 + 0.5))
     path = save_trained(tmp_path / "flat.keras", mode="my_flat")
-    registry_module.set_default_registry(PolicyRegistry())  # a new process, say
+    registry_module.set_default_registry(Registry())  # a new process, say
     with pytest.raises(UnknownPolicyError, match=r"unknown policy 'my_flat'\. Choose one of") as info:
         keras.models.load_model(path)
     assert "pip install" not in str(info.value)  # no distribution to suggest
@@ -370,7 +373,7 @@ def smuggled(marker: Path) -> dict[str, tuple[dict[str, Any], str]]:
         "policy_params-lambda": ({"policy_params": {"gamma": lambda_config}},
                                  r"config\['policy_params'\] must map names to numbers"),
         "origin-pickle": ({"origin": {"base_lr": pickled, "max_lr": 0.006, "step_size": 4.0}},
-                          r"base_lr must be a number, got str"),
+                          r"base_lr must be a finite number >= 0, got str"),
     }
 
 
@@ -388,7 +391,9 @@ def test_a_saved_file_carrying_code_is_refused_and_never_run(tmp_path: Path, var
             data = src.read(name)
             if name == "config.json":
                 config = json.loads(data)
-                schedule = config["compile_config"]["optimizer"]["config"]["learning_rate"]
+                rate = config["compile_config"]["optimizer"]["config"]["learning_rate"]
+                assert rate["class_name"] == "OptimizerRate"  # what CyclicLR installs
+                schedule = rate["config"]["schedule"]
                 assert schedule["class_name"] == "CyclicalSchedule"
                 schedule["config"].update(extra)
                 data = json.dumps(config).encode()
@@ -401,7 +406,8 @@ def test_a_saved_file_carrying_code_is_refused_and_never_run(tmp_path: Path, var
 
 
 @pytest.mark.parametrize(
-    ("key", "value"), [("horizon", 2**40), ("cycle_start", 2**64), ("accumulation_steps", 2**64)]
+    ("key", "value"), [("horizon", 2**40), ("cycle_start", 2**64), ("accumulation_steps", 2**64),
+                       ("step_size_down", 2**64), ("held_lr", -1.0)]
 )
 def test_a_saved_config_with_absurd_integers_is_refused_at_load(key: str, value: int) -> None:
     config = CyclicalSchedule(mode="triangular").get_config()
@@ -416,7 +422,9 @@ sys.path.insert(0, {tests!r})
 import probe  # registers the probe's loss function, and imports no clrplug
 import clrplug
 model = keras.models.load_model({path!r})
-assert type(model.optimizer._learning_rate).__name__ == "CyclicalSchedule"
+rate = model.optimizer._learning_rate
+assert type(rate).__name__ == "OptimizerRate", type(rate)
+assert type(rate.schedule).__name__ == "CyclicalSchedule" and rate.schedule.bound
 """
 
 

@@ -75,7 +75,7 @@ def test_plot_schedule_is_exported_lazily_and_draws_into_given_axes():
     ("kwargs", "match"),
     [
         ({"steps": 0}, r"steps must be an integer >= 1, got 0"),
-        ({"step_size": -1}, r"step_size must be a finite number > 0"),
+        ({"step_size": -1}, r"step_size must be a finite number >= 0.5"),
         ({"mode": "nope"}, r"unknown policy 'nope'"),
     ],
 )

@@ -20,7 +20,7 @@ from clrplug import (
     UnknownPolicyError,
 )
 from clrplug.cli import main as cli_main
-from clrplug.registry import PluginLoadWarning, PolicyRegistry
+from clrplug.registry import PluginLoadWarning, Registry
 
 HOOK_PLUGIN = """
 import numpy as np
@@ -47,7 +47,7 @@ def install_both(fake_dist: Callable[..., Path]) -> None:
               {"clrplug.policies": {"slow_decay": "slow_plugin:POLICY"}})
 
 
-def test_builtins_register_through_the_hook(fresh_registry: PolicyRegistry) -> None:
+def test_builtins_register_through_the_hook(fresh_registry: Registry) -> None:
     names = {p.name: p for p in clrplug.list_policies()}
     assert {"triangular", "triangular2", "exp_range"} <= set(names)
     assert names["triangular"].scale_mode == "cycle"
@@ -60,7 +60,7 @@ def test_builtins_register_through_the_hook(fresh_registry: PolicyRegistry) -> N
 
 
 def test_both_entry_point_groups_are_listed_with_their_distribution(
-    fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path]
+    fresh_registry: Registry, fake_dist: Callable[..., Path]
 ) -> None:
     install_both(fake_dist)
     wave = clrplug.get_policy("wave")
@@ -75,7 +75,7 @@ def test_both_entry_point_groups_are_listed_with_their_distribution(
     )
 
 
-def test_entry_points_load_lazily(fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path]) -> None:
+def test_entry_points_load_lazily(fresh_registry: Registry, fake_dist: Callable[..., Path]) -> None:
     install_both(fake_dist)
     assert "wave_plugin" not in sys.modules
     clrplug.get_policy("triangular")
@@ -88,7 +88,7 @@ def test_import_loads_neither_keras_nor_plugins() -> None:
     assert out.stdout.split() == ["False", "True"]
 
 
-def test_unknown_name_lists_every_name_and_suggests(fresh_registry: PolicyRegistry) -> None:
+def test_unknown_name_lists_every_name_and_suggests(fresh_registry: Registry) -> None:
     with pytest.raises(UnknownPolicyError) as info:
         clrplug.get_policy("triangle2")
     message = str(info.value)
@@ -98,7 +98,7 @@ def test_unknown_name_lists_every_name_and_suggests(fresh_registry: PolicyRegist
 
 
 def test_conflict_names_both_sources_and_spares_other_names(
-    fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path]
+    fresh_registry: Registry, fake_dist: Callable[..., Path]
 ) -> None:
     fake_dist("clrplug-a", "1.0", {"conf_a": HOOK_PLUGIN}, {"clrplug": {"a": "conf_a"}})
     fake_dist("clrplug-b", "2.0", {"conf_b": HOOK_PLUGIN.replace("flat_half", "other")},
@@ -111,7 +111,7 @@ def test_conflict_names_both_sources_and_spares_other_names(
 
 
 def test_a_plugin_shadowing_a_builtin_is_a_conflict(
-    fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path]
+    fresh_registry: Registry, fake_dist: Callable[..., Path]
 ) -> None:
     source = "import clrplug\nPOLICY = clrplug.Policy('triangular', lambda x: x * 0 + 1)\n"
     fake_dist("clrplug-evil", "1.0", {"evil": source},
@@ -134,7 +134,7 @@ def test_a_plugin_shadowing_a_builtin_is_a_conflict(
     ],
 )
 def test_a_broken_plugin_is_skipped_with_a_warning(
-    fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path], module: str, error: str
+    fresh_registry: Registry, fake_dist: Callable[..., Path], module: str, error: str
 ) -> None:
     fake_dist("clrplug-broken", "0.1", {"broken_plugin": module},
               {"clrplug": {"broken": "broken_plugin"}})
@@ -150,7 +150,7 @@ def test_a_broken_plugin_is_skipped_with_a_warning(
 
 
 def test_a_direct_entry_point_must_name_a_policy_of_that_name(
-    fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path]
+    fresh_registry: Registry, fake_dist: Callable[..., Path]
 ) -> None:
     source = "import clrplug\nPOLICY = clrplug.Policy('real_name', lambda x: x * 0)\nNOT = 3\n"
     fake_dist("clrplug-odd", "1.0", {"odd": source},
@@ -163,7 +163,7 @@ def test_a_direct_entry_point_must_name_a_policy_of_that_name(
 
 
 def test_disable_autoload_keeps_builtins(
-    fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+    fresh_registry: Registry, fake_dist: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     install_both(fake_dist)
     monkeypatch.setenv("CLRPLUG_DISABLE_PLUGIN_AUTOLOAD", "1")
@@ -176,7 +176,7 @@ def test_disable_autoload_keeps_builtins(
     ("", set()),
 ])
 def test_allowlist_loads_only_named_distributions(
-    fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path],
+    fresh_registry: Registry, fake_dist: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch, allow: str, expected: set[str],
 ) -> None:
     install_both(fake_dist)
@@ -185,7 +185,7 @@ def test_allowlist_loads_only_named_distributions(
     assert {p.name for p in clrplug.list_policies()} == builtins | expected
 
 
-def test_runtime_registration_call_and_decorator(fresh_registry: PolicyRegistry) -> None:
+def test_runtime_registration_call_and_decorator(fresh_registry: Registry) -> None:
     policy = clrplug.register_policy(Policy("Half-Way", lambda x: np.full_like(x, 0.5)))
     assert policy.name == "half_way" and str(policy.source) == "runtime"
     assert clrplug.get_policy("half_way") is policy
@@ -208,12 +208,12 @@ def test_runtime_registration_call_and_decorator(fresh_registry: PolicyRegistry)
     clrplug.unregister_policy("half_way")
     with pytest.raises(UnknownPolicyError):
         clrplug.get_policy("half_way")
-    with pytest.raises(InvalidPolicyError, match="only policies registered at runtime"):
+    with pytest.raises(InvalidPolicyError, match="only runtime registrations can be removed; policy 'triangular'"):
         clrplug.unregister_policy("triangular")
 
 
 def test_cli_lists_policies_sources_and_failures(
-    fresh_registry: PolicyRegistry, fake_dist: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+    fresh_registry: Registry, fake_dist: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     install_both(fake_dist)
     fake_dist("clrplug-broken", "0.1", {"broken2": "raise ImportError('nope')\n"},
@@ -235,7 +235,7 @@ def test_cli_lists_policies_sources_and_failures(
     assert any(line.split()[:3] == ["slow_decay", "iterations", "base=5,"] for line in table)
 
 
-def test_unregister_normalises_names_and_names_a_missing_one(fresh_registry: PolicyRegistry) -> None:
+def test_unregister_normalises_names_and_names_a_missing_one(fresh_registry: Registry) -> None:
     clrplug.register_policy(Policy("My-Pol", lambda x: x * 0))
     clrplug.unregister_policy("My-Pol")
     with pytest.raises(UnknownPolicyError, match="unknown policy 'my_pol'"):

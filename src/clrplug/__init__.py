@@ -1,37 +1,41 @@
 """clrplug: cyclical learning rates for Keras 3, with policies as plugins.
 
-Importing ``clrplug`` loads neither Keras nor any plugin: the policy registry
-loads plugins on the first lookup, and the Keras pieces (``CyclicLR``,
-``CyclicalSchedule`` and the tools built on them) are imported on first use.
+``import clrplug`` loads neither Keras nor any plugin: the registry loads plugins
+on the first lookup, and the Keras pieces are imported on first use. The
+schedules are registered with Keras' deserialisation as soon as Keras is
+imported, before or after clrplug, so ``keras.models.load_model`` finds them.
 """
 
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
+from clrplug._keras_import import when_keras_imported
 from clrplug.errors import (
     ClrplugError,
     InvalidArgumentError,
     InvalidPolicyError,
+    NameConflictError,
     PolicyConflictError,
     PolicyEvaluationError,
+    UnknownNameError,
     UnknownPolicyError,
 )
-from clrplug.formula import learning_rates
+from clrplug.formula import learning_rates, one_cycle_rates
 from clrplug.hookspecs import hookimpl
-from clrplug.policy import Policy, PolicySource
+from clrplug.records import Policy, PolicySource, Record, SuggestionRule, Waveform
 from clrplug.registry import PluginFailure, default_registry
 
 if TYPE_CHECKING:
     from clrplug.callback import CyclicLR
+    from clrplug.one_cycle import OneCycleLR
     from clrplug.plotting import plot_schedule
     from clrplug.range_test import RangeTestResult, lr_range_test
-    from clrplug.schedule import CyclicalSchedule
+    from clrplug.schedule import CyclicalSchedule, OneCycleSchedule
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ClrplugError",
@@ -39,19 +43,28 @@ __all__ = [
     "CyclicalSchedule",
     "InvalidArgumentError",
     "InvalidPolicyError",
+    "NameConflictError",
+    "OneCycleLR",
+    "OneCycleSchedule",
     "PluginFailure",
     "Policy",
     "PolicyConflictError",
     "PolicyEvaluationError",
     "PolicySource",
     "RangeTestResult",
+    "SuggestionRule",
+    "UnknownNameError",
     "UnknownPolicyError",
+    "Waveform",
     "get_policy",
+    "get_waveform",
     "hookimpl",
     "learning_rates",
     "list_plugin_failures",
     "list_policies",
+    "list_waveforms",
     "lr_range_test",
+    "one_cycle_rates",
     "plot_schedule",
     "register_policy",
     "unregister_policy",
@@ -60,17 +73,16 @@ __all__ = [
 # Public names whose modules import Keras: loaded on first attribute access.
 _LAZY = {
     "CyclicLR": "clrplug.callback",
+    "OneCycleLR": "clrplug.one_cycle",
     "CyclicalSchedule": "clrplug.schedule",
+    "OneCycleSchedule": "clrplug.schedule",
     "RangeTestResult": "clrplug.range_test",
     "lr_range_test": "clrplug.range_test",
     "plot_schedule": "clrplug.plotting",
 }
 
-
-if "keras" in sys.modules:
-    # Keras is loaded already: register CyclicalSchedule with it now, so that
-    # keras.models.load_model finds it without touching clrplug.CyclicLR first.
-    importlib.import_module("clrplug.schedule")
+# The schedules register themselves with Keras' deserialisation when imported.
+when_keras_imported("clrplug.schedule")
 
 
 def __getattr__(name: str) -> Any:
@@ -96,9 +108,19 @@ def get_policy(name: str) -> Policy:
     return default_registry().get(name)
 
 
+def get_waveform(name: str) -> Waveform:
+    """The registered waveform called ``name`` (``triangular``, ``cosine``, ``welch``, plugins')."""
+    return default_registry().get(name, "waveform")
+
+
 def list_policies() -> list[Policy]:
     """Every registered policy, sorted by name; ``policy.source`` says where it came from."""
     return default_registry().policies()
+
+
+def list_waveforms() -> list[Waveform]:
+    """Every registered waveform, sorted by name."""
+    return default_registry().records("waveform")
 
 
 def list_plugin_failures() -> list[PluginFailure]:
@@ -107,7 +129,7 @@ def list_plugin_failures() -> list[PluginFailure]:
 
 
 @overload
-def register_policy(policy: Policy, /, *, replace: bool = ...) -> Policy: ...
+def register_policy(policy: Record, /, *, replace: bool = ...) -> Record: ...
 @overload
 def register_policy(
     policy: None = ...,
@@ -117,21 +139,25 @@ def register_policy(
     scale_mode: str = ...,
     params: dict[str, float] | None = ...,
     description: str = ...,
+    ops_fn: Callable[..., Any] | None = ...,
     replace: bool = ...,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]: ...
 
 
 def register_policy(
-    policy: Policy | None = None,
+    policy: Record | None = None,
     /,
     *,
     name: str | None = None,
     scale_mode: str = "cycle",
     params: dict[str, float] | None = None,
     description: str = "",
+    ops_fn: Callable[..., Any] | None = None,
     replace: bool = False,
 ) -> Any:
-    """Register a policy in this process, by call or as a decorator.
+    """Register a policy (or a :class:`Waveform` or :class:`SuggestionRule`) in this process.
+
+    By call with a record, or as a decorator of a scale function:
 
     ```python
     import numpy as np
@@ -148,30 +174,27 @@ def register_policy(
     ```
 
     Args:
-        policy: the :class:`Policy` to register (call form).
+        policy: the record to register (call form).
         name: the policy's name (decorator form); defaults to the function's name.
         scale_mode: ``"cycle"`` or ``"iterations"`` (decorator form).
         params: the policy's parameters and defaults (decorator form).
         description: one line for ``clrplug policies`` (decorator form; defaults to
             the function's docstring).
+        ops_fn: the policy's ``keras.ops`` twin (decorator form; see :class:`Policy`).
         replace: allow replacing an earlier runtime registration of the same name.
 
     Raises:
-        PolicyConflictError: the name is already registered (built-ins and plugins
-            are never replaced).
+        NameConflictError: the name is already registered for that kind (built-ins and
+            plugins are never replaced).
     """
     registry = default_registry()
     if policy is not None:
-        if not isinstance(policy, Policy):
-            raise InvalidPolicyError(
-                f"register_policy() takes a clrplug.Policy (or is used as a decorator), got "
-                f"{type(policy).__name__} {policy!r}."
-            )
         return registry.register(policy, replace_existing=replace)
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         registry.register(
-            Policy(name or fn.__name__, fn, scale_mode, params, description or (fn.__doc__ or "").strip()),
+            Policy(name or fn.__name__, fn, scale_mode, params,
+                   description or (fn.__doc__ or "").strip(), ops_fn),
             replace_existing=replace,
         )
         return fn
@@ -179,6 +202,6 @@ def register_policy(
     return decorator
 
 
-def unregister_policy(name: str) -> None:
-    """Remove a policy registered at runtime."""
-    default_registry().unregister(name)
+def unregister_policy(name: str, kind: str = "policy") -> None:
+    """Remove a record registered at runtime (``kind``: ``"policy"``, ``"waveform"`` or ``"rule"``)."""
+    default_registry().unregister(name, kind)

@@ -1,74 +1,328 @@
-"""``CyclicLR``: the seed's callback, as a front end to the in-graph schedule.
+"""``CyclicLR``: the seed's callback, as the front end of a schedule bound to the optimizer.
 
-The callback does not set the learning rate from Python every batch (on JAX
-that forces a full state sync per step, and with ``steps_per_execution=N`` it
-would apply one rate to N steps). Instead it installs a
-:class:`~clrplug.CyclicalSchedule` on the optimizer, which computes the rate
-inside the compiled step from the optimizer's iteration counter, and keeps to
-itself the parts that belong on the host: resets, ``history`` and the
-``learning_rate`` entry of the epoch logs.
-
-It touches the model (and so syncs state on JAX) only when installing, once at
-each epoch start to read the iteration counter, and when a reset or a new table
-window requires rebuilding the train function. Per batch it does integer
-bookkeeping and stores the logged values in compact arrays; the per-step rates
-in ``history`` are recomputed from the formula, not read from the device.
+The callback never sets the rate from Python per batch. It binds a
+:class:`~clrplug.CyclicalSchedule` to the optimizer (the rate is computed in the
+compiled step from the optimizer's counter and variables) and keeps the host's
+jobs: resets, ``history``, the epoch logs, and a plain rate between the fits it is
+passed to. :class:`ScheduleCallback` is what it shares with ``OneCycleLR``.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import keras
 import numpy as np
-from keras import ops
 
-from clrplug.batch_logs import deaverage, loss_count, non_mean_names
-from clrplug.checkpoint import attach_cycle_state
+from clrplug import checks
+from clrplug.engine import compat
 from clrplug.errors import ClrplugError
-from clrplug.formula import Cycle, rates
-from clrplug.history import StepHistory
-from clrplug.schedule import CyclicalSchedule
+from clrplug.history import Recorder, samples_per_batch
+from clrplug.schedule import TABLE_SIZE, CyclicalSchedule, OptimizerRate, _EngineSchedule
 
-__all__ = ["CyclicLR"]
-
-
-@dataclass(frozen=True)
-class _Segment:
-    """Cycle settings in force from optimizer iteration ``first`` on."""
-
-    first: int
-    cycle: Cycle
-    cycle_start: int
+__all__ = ["CyclicLR", "ScheduleCallback"]
 
 
-@dataclass
-class _Epoch:
-    """Where an epoch's rows are, and the samples Keras averaged its logs over."""
+class ScheduleCallback(keras.callbacks.Callback):
+    """A callback that drives its optimizer through a bound clrplug schedule.
 
-    first_row: int
-    start: int = 0  # the optimizer's batch count when the epoch began
-    rows: int | None = None  # set when the epoch ends
-    samples: float | None = None  # the loss tracker's count at the end
-    batch_samples: float | None = None  # samples per batch, read at its second batch
+    Subclasses say how to make a schedule (:meth:`_new_schedule`), whether a schedule
+    found on the optimizer continues theirs (:meth:`_continues`), and how to start it.
+    Counts are kept in one numbering across optimizers (the callback's own, as the
+    seed's counters were): the optimizer's raw count plus an offset per optimizer.
+    """
+
+    # Batch-end work writes rows by index and never touches the model, so Keras may
+    # dispatch it off the training thread.
+    async_safe = True
+
+    def __init__(self, schedule: _EngineSchedule, history_every: int) -> None:
+        super().__init__()
+        self.schedule = schedule
+        self._recorder = Recorder(checks.integer("history_every", history_every, low=1))
+        self._optimizer: Any = None
+        self._rate: OptimizerRate | None = None
+        self._offset = 0  # callback count = optimizer's raw count + offset
+        # (first callback count, the schedule's state from then on, that optimizer's offset)
+        self._segments: list[tuple[int, _EngineSchedule, int]] = []
+        self._epoch_start = 0  # the optimizer's raw count when the epoch began
+        self._steps_per_execution = 1
+        self._accumulation = 1
+        self._may_skip = False  # a LossScaleOptimizer may skip updates
+        self._counted = 0  # batches of this epoch whose real count is recorded
+        self._next_check = 0  # batch at which on_train_batch_begin has work to do
+        self._first_epoch = True  # the next epoch begin is a fit's first
+
+    # -- subclass hooks ---------------------------------------------------------------
+
+    def _new_schedule(self) -> _EngineSchedule:
+        """A fresh unbound schedule with this callback's definition and current state."""
+        raise NotImplementedError
+
+    def _continues(self, found: _EngineSchedule) -> bool:
+        """Whether ``found`` (on the optimizer, e.g. from a loaded model) continues ours."""
+        raise NotImplementedError
+
+    def _start(self, update: int, reached: int | None) -> None:
+        """Start the schedule at update ``update``; ``reached``: the update count it had
+        reached on the previous optimizer, when moving to a new one."""
+        raise NotImplementedError
+
+    def _plan(self, first_update: int, steps: int | None) -> None:
+        """Prepare the schedule for the coming updates (tables, totals)."""
+
+    def _batch_work(self, batch: int) -> int:
+        """Work due at ``batch`` (table refills); returns the next batch that has some."""
+        return 2**62
+
+    # -- installing ---------------------------------------------------------------------
+
+    def set_model(self, model: Any) -> None:
+        super().set_model(model)
+        # Bind now, before any on_train_begin: BackupAndRestore loads its checkpoint
+        # there and must find the optimizer variables the run was saved with.
+        if getattr(model, "optimizer", None) is not None:
+            self.attach(model)
+
+    def attach(self, model: Any) -> None:
+        """Bind the schedule to ``model``'s optimizer now (``fit`` does it for you).
+
+        Call it yourself before ``model.load_weights(...)`` of a checkpoint saved during
+        a run with this callback, into a freshly compiled model, so the optimizer has the
+        same variables as when it was saved. Everything is checked before anything
+        changes.
+
+        Raises:
+            ClrplugError: the model is not compiled or not built, its optimizer has no
+                learning rate, already has a schedule that is not clrplug's, or cannot
+                cycle momentum when asked to.
+        """
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is None:
+            raise ClrplugError(
+                f"{type(self).__name__} needs a compiled model: call model.compile(optimizer=...) first."
+            )
+        inner = compat.inner_optimizer(optimizer)
+        if inner is self._optimizer and compat.installed_rate(inner) is self._rate:
+            return
+        if not hasattr(inner, "_learning_rate") or not hasattr(inner, "_iterations"):
+            raise ClrplugError(
+                f"{type(self).__name__}: optimizer {type(inner).__name__} has no learning rate to "
+                "set (no `learning_rate` passed to keras.optimizers.Optimizer.__init__)."
+            )
+        schedule, adopted = self._schedule_for(inner)
+        if schedule.momentum is not None:
+            schedule.check_momentum_support(inner)
+        if not inner.built:
+            if not model.built:
+                raise ClrplugError(
+                    f"model {model.name!r} is not built, so its optimizer cannot be: give it a "
+                    "keras.Input, call model.build(input_shape), or train it once."
+                )
+            inner.build(model.trainable_variables)
+        accumulation = int(getattr(inner, "gradient_accumulation_steps", None) or 1)
+        raw = compat.read_counter(inner)
+        reached: int | None = None
+        if self._optimizer is not None and inner is not self._optimizer:
+            # Moving to another optimizer: continue the callback's counts and cycle there.
+            old = compat.read_counter(self._optimizer)
+            self._offset += old - raw
+            reached = old // self._accumulation
+        schedule.bind(inner)
+        current = compat.installed_rate(inner)
+        rate = (
+            current
+            if isinstance(current, OptimizerRate) and current.schedule is schedule
+            else OptimizerRate(schedule)
+        )
+        compat.install_rate(inner, rate)
+        self.schedule, self._optimizer, self._rate = schedule, inner, rate
+        self._accumulation = accumulation
+        self._steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
+        # A LossScaleOptimizer skips updates whose gradients are not finite: then the
+        # counter is read before each batch (one state sync per batch on JAX).
+        self._may_skip = optimizer is not inner
+        if not adopted and (reached is not None or not self._segments):
+            self._start(raw // accumulation, reached)
+        self._record_segment()
+        if getattr(model, "train_function", None) is not None:
+            # The model was trained with another rate: its compiled step must call ours. The
+            # optimizer's variables changed, so JAX traces anew (no cache to clear).
+            model.make_train_function(force=True)
+
+    def _schedule_for(self, inner: Any) -> tuple[_EngineSchedule, bool]:
+        """The schedule to bind to ``inner`` and whether it was adopted from the optimizer.
+
+        A clrplug rate that a callback installed (also one loaded with the model) is
+        continued when it has this callback's definition, else replaced by a new cycle.
+        Any other schedule, a clrplug schedule the model was compiled with included
+        unless it continues this callback's, is refused: two things would set the rate.
+        """
+        current = compat.installed_rate(inner)
+        if current is self._rate or (isinstance(current, OptimizerRate) and current.schedule is self.schedule):
+            return self.schedule, False
+        found = current.schedule if isinstance(current, OptimizerRate) else current
+        continues = (
+            isinstance(found, _EngineSchedule)
+            and type(found) is type(self.schedule)
+            and self._continues(found)
+        )
+        if continues:
+            return found, True
+        if not isinstance(current, OptimizerRate) and (
+            isinstance(current, keras.optimizers.schedules.LearningRateSchedule)
+            or (callable(current) and not isinstance(current, keras.Variable))
+        ):
+            raise ClrplugError(
+                f"{type(self).__name__}: optimizer {type(inner).__name__} already has a learning-rate "
+                f"schedule ({type(current).__name__}), and {type(self).__name__} sets the rate itself. "
+                "Compile with a float learning_rate (base_lr overrides it), or use the schedule "
+                "as the optimizer's learning_rate without the callback."
+            )
+        if self.schedule.bound:  # ours drives another optimizer: continue with a copy here
+            return self._new_schedule(), False
+        return self.schedule, False
+
+    def _count(self) -> int:
+        """The callback's count now (the optimizer's raw count plus its offset)."""
+        return compat.read_counter(self._optimizer) + self._offset
+
+    def _record_segment(self, first: int | None = None) -> None:
+        """The schedule's current state is in force from now on (replacing later records)."""
+        first = self._count() if first is None else first
+        self._segments = [s for s in self._segments if s[0] < first]
+        self._segments.append((first, copy.copy(self.schedule), self._offset))
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        self.attach(self.model)
+        self._first_epoch = True
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if self._first_epoch:
+            # Once a fit: read the state back, as a checkpoint may have been loaded into it
+            # (BackupAndRestore, in its on_train_begin), then drive the rate: a plain rate
+            # held since the last fit, or restored with a checkpoint, is released. A plain
+            # rate set later in this fit (optimizer.learning_rate = x) is kept.
+            self._first_epoch = False
+            before = self.schedule.state_key()
+            self.schedule.refresh()
+            if self.schedule.holding:
+                self.schedule.release()
+            if self.schedule.state_key() != before:
+                self._record_segment()
+        self._epoch_start = compat.read_counter(self._optimizer)
+        self._recorder.epoch_begin(
+            self._epoch_start + self._offset, self._steps_per_execution, skipping=self._may_skip
+        )
+        self._counted = 0
+        self._plan(self._epoch_start // self._accumulation, (self.params or {}).get("steps"))
+        self._next_check = 1
+
+    def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        # Runs every batch: one integer comparison unless there is work to do.
+        if batch < self._next_check:
+            return
+        if self._recorder.needs_batch_samples(batch):
+            # Samples per batch, to de-average the logs (once an epoch: one sync on JAX).
+            self._recorder.set_batch_samples(samples_per_batch(self._model, batch))
+        if self._may_skip:
+            self._count_updates(batch)
+        work = self._batch_work(batch)
+        self._next_check = batch + 1 if self._may_skip else work
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self._recorder.batch_end(batch, logs)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        model = self.model  # free here: Keras has just synced state for the epoch's end
+        count = compat.read_counter(self._optimizer)
+        seen = self._recorder.epoch_seen
+        if self._may_skip:
+            self._count_updates(seen)
+            steps = (self.params or {}).get("steps")
+            ran = min(seen, steps) if steps else seen
+        else:
+            ran = count - self._epoch_start
+        self._recorder.epoch_end(ran, model)
+        if logs is not None and ran > 0:
+            last = self._recorder.last_before() if self._may_skip else count - 1 + self._offset
+            rate, moment = self._values_at(np.array([last]))
+            logs["learning_rate"] = float(rate[0])
+            if moment is not None:
+                logs["momentum"] = float(moment[0])
+
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        # As the seed's callback left it: the rate of the next step, now a plain rate.
+        count = compat.read_counter(self._optimizer)
+        rate, _ = self.schedule.values_at([count])
+        self.schedule.hold(float(rate[0]))
+        self._record_segment(count + self._offset)
+
+    def _count_updates(self, batch: int) -> None:
+        """Record the real count after the steps before ``batch`` (LossScaleOptimizer)."""
+        if batch <= self._counted:
+            return
+        compat.sync_state(self.model)
+        count = self._count()
+        self._recorder.set_counts(self._counted, batch, count)
+        self._counted = batch
+
+    def _update_now(self) -> int:
+        """The optimizer's update count now (on JAX, after syncing the trainer's state)."""
+        if getattr(self, "_model", None) is not None:
+            compat.sync_state(self._model)
+        return compat.read_counter(self._optimizer) // self._accumulation
+
+    # -- history -----------------------------------------------------------------------------
+
+    def _values_at(self, before: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rate and momentum applied at callback counts ``before`` (each step's start)."""
+        before = np.asarray(before, dtype=np.int64)
+        rates = np.zeros(len(before))
+        momenta = np.zeros(len(before)) if self.schedule.momentum is not None else None
+        firsts = np.array([first for first, _, _ in self._segments], dtype=np.int64)
+        index = np.maximum(np.searchsorted(firsts, before, side="right") - 1, 0)
+        for i, (_, state, offset) in enumerate(self._segments):
+            mask = index == i
+            if mask.any():
+                r, m = state.values_at(before[mask] - offset)
+                rates[mask] = r
+                if momenta is not None and m is not None:
+                    momenta[mask] = m
+        return rates, momenta
+
+    @property
+    def history(self) -> dict[str, np.ndarray]:
+        """Per step: ``lr``, ``iterations``, ``momentum`` (when cycled), losses and metrics.
+
+        ``lr`` is the rate applied at the step, ``iterations`` the update count after it
+        (the callback's own count: it never resets, also across re-compiles), and every
+        logged loss and metric is the step's own value: Keras 3 logs running means over
+        the epoch, which are undone here (metrics that are not plain means, such as AUC,
+        are kept as logged). With ``steps_per_execution=N`` Keras logs once per N steps
+        and the steps in between hold NaN; with ``history_every=N`` one row stands for
+        the last of N steps, its logged values their mean.
+        """
+        iterations, before, values = self._recorder.columns(getattr(self, "_model", None))
+        rates, momenta = self._values_at(before) if len(iterations) else (np.zeros(0), None)
+        result: dict[str, np.ndarray] = {"lr": rates, "iterations": iterations // self._accumulation}
+        if self.schedule.momentum is not None:
+            result["momentum"] = momenta if momenta is not None else np.zeros(0)
+        result.update(values)
+        return result
+
+    def plot_history(self, *args: Any, **kwargs: Any) -> Any:
+        """Plot ``history``: see :func:`clrplug.plotting.plot_history` (needs ``clrplug[plot]``)."""
+        from clrplug.plotting import plot_history
+
+        return plot_history(self.history, *args, **kwargs)
 
 
-def inner_optimizer(optimizer: Any) -> Any:
-    """The optimizer that owns the learning rate (a LossScaleOptimizer wraps one)."""
-    while hasattr(optimizer, "inner_optimizer"):
-        optimizer = optimizer.inner_optimizer
-    return optimizer
-
-
-def _read_steps(optimizer: Any) -> int:
-    """Batches the optimizer has processed: updates times gradient_accumulation_steps."""
-    counter = getattr(optimizer, "_iterations", None)  # raw count, before accumulation
-    return int(ops.convert_to_numpy(counter if counter is not None else optimizer.iterations))
-
-
-class CyclicLR(keras.callbacks.Callback):
+class CyclicLR(ScheduleCallback):
     """Cyclical learning rate callback (Smith, arXiv:1506.01186).
 
     The rate cycles between ``base_lr`` and ``max_lr`` with half-period
@@ -81,7 +335,10 @@ class CyclicLR(keras.callbacks.Callback):
     ```
 
     ``iterations`` counts training steps since the cycle started (the first step
-    trained with this callback) or was last reset.
+    trained with this callback) or was last reset. The rate is computed inside the
+    compiled step, exact at any step, at no cost per step. Between the fits it is
+    passed to, the optimizer keeps the rate the cycle had reached as a plain rate
+    (``optimizer.learning_rate = x`` and ``ReduceLROnPlateau`` work then).
 
     Args:
         base_lr: initial learning rate, the lower boundary of the cycle. Overrides the
@@ -94,14 +351,21 @@ class CyclicLR(keras.callbacks.Callback):
             ``"exp_range"`` or any plugin's (``clrplug policies`` lists them). Ignored
             when ``scale_fn`` is given. Default ``"triangular"``.
         gamma: the ``exp_range`` constant, ``gamma**(cycle iterations)``, in (0, 1].
-            Default 1.
         scale_fn: a custom scaling function ``f(x)`` with ``0 <= f(x) <= 1`` for
-            ``x >= 0``, a numpy function (the seed's lambdas work as written). Overrides
-            ``mode``. Default None.
+            ``x >= 0`` (numpy; the seed's lambdas work as written). Overrides ``mode``.
         scale_mode: ``"cycle"`` or ``"iterations"``: what ``scale_fn`` is evaluated on.
-            Defaults to ``"cycle"`` for ``scale_fn``; with ``mode`` the policy decides
-            and a contradicting value is refused.
+            Defaults to ``"cycle"`` for ``scale_fn``; with ``mode`` the policy decides.
         policy_params: values for the policy's own parameters, e.g. ``{"rate": 2e-4}``.
+        step_size_down: iterations of the falling half (PyTorch's); None: symmetric.
+        waveform: the shape within a cycle: ``"triangular"`` (the seed's), ``"cosine"``,
+            ``"welch"`` or a plugin's.
+        cycle_momentum: cycle the optimizer's momentum inversely to the rate (SGD with
+            momentum > 0, Adam, AdamW, Adamax), as PyTorch's CyclicLR does. Off by
+            default, unlike PyTorch, to keep the seed's behaviour.
+        base_momentum: momentum at the peak rate. Default 0.8.
+        max_momentum: momentum at ``base_lr``. Default 0.9.
+        history_every: keep one row of ``history`` per this many steps (the last of each
+            block, its logged values the block's mean); 1 keeps every step, as the seed.
 
     Example:
 
@@ -116,24 +380,7 @@ class CyclicLR(keras.callbacks.Callback):
               callbacks=[clr], verbose=0)
     assert len(clr.history["lr"]) == 16 and clr.history["iterations"][-1] == 16
     ```
-
-    Attributes:
-        history: per training step, ``lr`` (the rate applied at that step),
-            ``iterations`` (the optimizer's step count after it, which never resets)
-            and every loss and metric Keras logs, as numpy arrays. Keras 3 logs running
-            means over the epoch; ``history`` holds each batch's own value, as the seed's
-            did (metrics that are not plain means, such as AUC, are kept as logged). With
-            ``steps_per_execution=N`` Keras logs once per N steps; the steps in
-            between hold NaN. With ``gradient_accumulation_steps=N`` an iteration is
-            one optimizer update (N batches): there is still one row per batch,
-            ``iterations`` counts updates and ``lr`` is the rate of the update the
-            batch contributes to.
-        schedule: the :class:`~clrplug.CyclicalSchedule` installed on the optimizer.
     """
-
-    # Batch-end work is order-independent (rows are written by index) and never touches
-    # the model, so Keras may dispatch it off the training thread.
-    async_safe = True
 
     def __init__(
         self,
@@ -145,166 +392,139 @@ class CyclicLR(keras.callbacks.Callback):
         scale_fn: Callable[..., Any] | None = None,
         scale_mode: str | None = None,
         policy_params: Mapping[str, float] | None = None,
+        *,
+        step_size_down: float | None = None,
+        waveform: str = "triangular",
+        cycle_momentum: bool = False,
+        base_momentum: float = 0.8,
+        max_momentum: float = 0.9,
+        history_every: int = 1,
     ) -> None:
-        super().__init__()
-        self.schedule = CyclicalSchedule(
-            base_lr, max_lr, step_size, mode, gamma, scale_fn, scale_mode, policy_params
+        self._definition: dict[str, Any] = {  # everything but the bounds and step sizes
+            "mode": mode, "gamma": gamma, "scale_fn": scale_fn, "scale_mode": scale_mode,
+            "policy_params": policy_params, "waveform": waveform,
+            "cycle_momentum": cycle_momentum, "base_momentum": base_momentum,
+            "max_momentum": max_momentum,
+        }
+        schedule = CyclicalSchedule(
+            base_lr, max_lr, step_size, step_size_down=step_size_down, _tabulate=True,
+            **self._definition,
         )
-        self.mode = self.schedule.scale.policy.name
-        self.gamma = gamma
-        self.scale_fn = scale_fn
-        self.scale_mode = self.schedule.scale.scale_mode
-        self._optimizer: Any = None  # the optimizer the schedule is installed on
-        self._segments: list[_Segment] = []
-        self._steps = StepHistory()
-        self._epoch_iteration = 0  # batches the optimizer had processed at the epoch's start
-        self._accumulation = 1  # the optimizer's gradient_accumulation_steps
-        self._epoch_row = 0  # history row of the current epoch's first step
-        self._steps_per_execution = 1
-        self._traced_version = -1  # schedule.version the model's train function holds
-        self._covered_batches = 0  # batches (optimizer steps) the current table covers
-        self._may_skip = False  # the optimizer may skip updates (LossScaleOptimizer)
-        self._counts = StepHistory()  # with _may_skip: each row's real count after its step
-        self._counted_batch = 0
-        self._epochs: list[_Epoch] = []
-        self._non_mean: set[str] | None = None  # logged metrics that are not plain means
+        super().__init__(schedule, history_every)
 
     # -- the seed's attributes -------------------------------------------------------
 
     @property
     def base_lr(self) -> float:
-        return self.schedule.cycle.base_lr
+        return self.schedule.bounds.base_lr
 
     @property
     def max_lr(self) -> float:
-        return self.schedule.cycle.max_lr
+        return self.schedule.bounds.max_lr
 
     @property
     def step_size(self) -> float:
-        return self.schedule.cycle.step_size
+        return self.schedule.geometry.step_size
+
+    @property
+    def step_size_down(self) -> float:
+        return self.schedule.geometry.step_size_down
+
+    @property
+    def mode(self) -> str:
+        return self.schedule.scale.policy.name
+
+    @property
+    def gamma(self) -> float:
+        """The ``gamma`` in force (1.0 for a policy without one)."""
+        return float(self.schedule.scale.params.get("gamma", 1.0))
+
+    @property
+    def scale_fn(self) -> Callable[..., Any]:
+        return self.schedule.scale.policy.scale_fn
+
+    @property
+    def scale_mode(self) -> str:
+        return self.schedule.scale.scale_mode
+
+    @property
+    def policy_params(self) -> dict[str, float]:
+        return dict(self.schedule.scale.params)
+
+    @property
+    def waveform(self) -> str:
+        return self.schedule.waveform.name
+
+    @property
+    def cycle_momentum(self) -> bool:
+        return self.schedule.momentum is not None
 
     @property
     def trn_iterations(self) -> int:
         """Training steps recorded by this callback (never reset)."""
-        return len(self._steps)
+        return self._recorder.trained
 
     @property
     def clr_iterations(self) -> int:
         """Cycle iterations: steps since the cycle started or was last reset."""
-        done = self._steps.iterations()
-        last = int(done[-1]) // self._accumulation if len(done) else self.schedule.cycle_start
-        return max(0, last - self.schedule.cycle_start)
+        if self._optimizer is None:
+            return 0
+        update = compat.read_counter(self._optimizer) // self._accumulation
+        return max(0, update - self.schedule.cycle_start)
 
-    # -- installing the schedule --------------------------------------------------------
+    # -- ScheduleCallback hooks ------------------------------------------------------------
 
-    def set_model(self, model: Any) -> None:
-        super().set_model(model)
-        # Install now, before any on_train_begin: BackupAndRestore loads its checkpoint
-        # there and must see the optimizer variables the run was saved with.
-        if getattr(model, "optimizer", None) is not None:
-            self.attach(model)
+    def _new_schedule(self) -> CyclicalSchedule:
+        old = self.schedule
+        bounds, geometry = old.origin
+        schedule = CyclicalSchedule(
+            old.bounds.base_lr, old.bounds.max_lr, old.geometry.step_size,
+            step_size_down=None if old.geometry.symmetric else old.geometry.step_size_down,
+            cycle_start=old.cycle_start, _tabulate=True,
+            origin={"base_lr": bounds.base_lr, "max_lr": bounds.max_lr, "step_size": geometry.step_size,
+                    **({} if geometry.symmetric else {"step_size_down": geometry.step_size_down})},
+            **self._definition,
+        )
+        return schedule
 
-    def attach(self, model: Any) -> None:
-        """Install the schedule on ``model``'s optimizer now (``fit`` does it for you).
-
-        Call it yourself before ``model.load_weights(...)`` of a checkpoint saved
-        during a ``CyclicLR`` run into a freshly compiled model, so the optimizer has
-        the same variables as when it was saved.
-
-        Raises:
-            ClrplugError: the model is not compiled, its optimizer has no learning rate,
-                or it already has a learning-rate schedule that is not clrplug's.
-        """
-        optimizer = getattr(model, "optimizer", None)
-        if optimizer is None:
-            raise ClrplugError(
-                "CyclicLR needs a compiled model: call model.compile(optimizer=...) first."
-            )
-        inner = inner_optimizer(optimizer)
-        if inner is self._optimizer and getattr(inner, "_learning_rate", None) is self.schedule:
-            return
-        if not hasattr(inner, "_learning_rate") or not hasattr(inner, "iterations"):
-            raise ClrplugError(
-                f"CyclicLR: optimizer {type(inner).__name__} has no learning rate to set "
-                "(no `learning_rate` passed to keras.optimizers.Optimizer.__init__); CyclicLR "
-                "works with optimizers that take one."
-            )
-        current = inner._learning_rate
-        self._accumulation = int(getattr(inner, "gradient_accumulation_steps", None) or 1)
-        iteration = _read_steps(inner) // self._accumulation
-        if isinstance(current, CyclicalSchedule) and self._resumes(current):
-            self._adopt(current)
-        elif isinstance(current, keras.optimizers.schedules.LearningRateSchedule) or (
-            callable(current) and not isinstance(current, keras.Variable)
-        ):
-            raise ClrplugError(
-                f"CyclicLR: optimizer {type(inner).__name__} already has a learning-rate "
-                f"schedule ({type(current).__name__}), and CyclicLR sets the rate itself. "
-                "Compile with a float learning_rate (base_lr overrides it), or use "
-                "clrplug.CyclicalSchedule as the optimizer's learning_rate without CyclicLR."
-            )
-        elif not self._segments or self._optimizer is not inner:
-            # The seed's clr_iterations starts at 0 with the first step trained with it.
-            self.schedule.reset(cycle_start=iteration)
-            self._add_segment(iteration)
-        self.schedule.set_accumulation_steps(self._accumulation)
-        inner.learning_rate = self.schedule
-        self._optimizer = inner
-        self._steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
-        # A LossScaleOptimizer skips updates whose gradients are not finite, so batches
-        # and updates differ: then the counter is read before each batch (on the training
-        # thread; one state sync per batch on JAX) to tell history which steps updated.
-        self._may_skip = optimizer is not inner
-        attach_cycle_state(model, self._cycle_state, self._restore_cycle_state)
-        self._retrace(model)
-
-    def _retrace(self, model: Any) -> None:
-        """Rebuild the train function if it holds an outdated copy of the schedule."""
-        if self.schedule.version != self._traced_version:
-            if keras.backend.backend() == "jax":
-                # jax.jit keys its trace cache on the train step's Python function, not on
-                # the schedule's table it closes over: while any reference to the previous
-                # train function lives, a new one would silently reuse the old trace.
-                import jax
-
-                jax.clear_caches()
-            model.make_train_function(force=True)
-            self._traced_version = self.schedule.version
-
-    def _add_segment(self, first: int) -> None:
-        # Settings from `first` on replace any recorded for later iterations.
-        self._segments = [s for s in self._segments if s.first < first]
-        self._segments.append(_Segment(first, self.schedule.cycle, self.schedule.cycle_start))
-
-    def _cycle_state(self) -> tuple[int, Cycle]:
-        return self.schedule.cycle_start, self.schedule.cycle
-
-    def _restore_cycle_state(self, cycle_start: int, cycle: Cycle) -> None:
-        """Called when weights are loaded from a checkpoint saved during a CyclicLR run."""
-        if (cycle_start, cycle) == self._cycle_state():
-            return
-        self.schedule.reset(cycle.base_lr, cycle.max_lr, cycle.step_size, cycle_start=cycle_start)
-        self._add_segment(cycle_start)
-
-    def _resumes(self, saved: CyclicalSchedule) -> bool:
-        """A saved schedule continues if this callback was built with the same arguments."""
+    def _continues(self, found: _EngineSchedule) -> bool:
         mine = self.schedule
+        assert isinstance(found, CyclicalSchedule)
         return (
-            saved is not mine
-            and saved.scale.policy.name == mine.scale.policy.name
-            and saved.scale.scale_mode == mine.scale.scale_mode
-            and dict(saved.scale.params) == dict(mine.scale.params)
-            and saved.origin == mine.origin
+            found.scale.policy.name == mine.scale.policy.name
+            and found.scale.scale_mode == mine.scale.scale_mode
+            and dict(found.scale.params) == dict(mine.scale.params)
+            and found.waveform.name == mine.waveform.name
+            and found.momentum == mine.momentum
+            and found.origin == mine.origin
         )
 
-    def _adopt(self, saved: CyclicalSchedule) -> None:
-        self.schedule.reset(
-            saved.cycle.base_lr, saved.cycle.max_lr, saved.cycle.step_size,
-            cycle_start=saved.cycle_start,
-        )
-        self._add_segment(saved.cycle_start)
+    def _start(self, update: int, reached: int | None) -> None:
+        k = 0 if reached is None else max(0, reached - self.schedule.cycle_start)
+        self.schedule.reset(cycle_start=update - k)
 
-    # -- resets -----------------------------------------------------------------------
+    def _plan(self, first_update: int, steps: int | None) -> None:
+        if self.schedule.tabulated:
+            self._refill(first_update, steps or self._steps_per_execution)
+
+    def _refill(self, first: int, ahead: int) -> None:
+        """Keep the scale table covering the updates ``first .. first + ahead``."""
+        self.schedule.ensure_table(first, first + max(ahead, self._steps_per_execution))
+
+    def _batch_work(self, batch: int) -> int:
+        if not self.schedule.tabulated:
+            return 2**62
+        # A long (or unknown-length) epoch: look a few executions ahead, refill when short.
+        update = (self._epoch_start + batch) // self._accumulation
+        ahead = 64 * self._steps_per_execution
+        last = update + ahead
+        first_x, last_x = self.schedule.table_x([update, last])
+        if not self.schedule.table_covers(first_x, last_x):
+            compat.sync_state(self.model)
+            self._refill(update, TABLE_SIZE // 2)
+        return batch + self._steps_per_execution * 32
+
+    # -- resets ------------------------------------------------------------------------------
 
     def _reset(
         self,
@@ -315,22 +535,23 @@ class CyclicLR(keras.callbacks.Callback):
         """Start a new cycle now, optionally with new bounds (the seed's ``_reset``).
 
         Unspecified values keep their current value, so ``_reset()`` restarts the
-        current cycle. The cycle iteration count returns to zero, which also restarts
-        a policy's amplitude scaling. It takes effect at the very next training step,
-        also when called from another callback in the middle of an epoch. Call it on
-        the training thread: from any hook of an ordinary callback, not from the batch
-        hooks of a callback marked ``async_safe`` (Keras may run those elsewhere).
+        current cycle. The cycle iteration count returns to zero, which also restarts a
+        policy's amplitude scaling. It takes effect at the very next training step,
+        also when called from another callback in the middle of an epoch, with no new
+        trace of the train function. Call it on the training thread: from any hook of
+        an ordinary callback, not from the batch hooks of one marked ``async_safe``.
         """
-        if getattr(self, "_model", None) is None or self._optimizer is None:
-            # Not training yet: the new cycle starts with the first step trained.
-            self.schedule.reset(new_base_lr, new_max_lr, new_step_size, cycle_start=0)
-            self._segments.clear()
+        if self._optimizer is None:
+            # Not attached yet: the new cycle starts with the first step trained.
+            self.schedule.reset(
+                new_base_lr, new_max_lr, new_step_size, cycle_start=self.schedule.cycle_start
+            )
             return
-        model = self.model  # on JAX this syncs state, so the counter read is current
-        iteration = _read_steps(self._optimizer) // self._accumulation
-        self.schedule.reset(new_base_lr, new_max_lr, new_step_size, cycle_start=iteration)
-        self._add_segment(iteration)
-        self._retrace(model)
+        update = self._update_now()
+        self.schedule.reset(new_base_lr, new_max_lr, new_step_size, cycle_start=update)
+        self._record_segment()
+        if self.schedule.tabulated:
+            self._refill(update, TABLE_SIZE // 2)
 
     def reset(
         self,
@@ -340,169 +561,3 @@ class CyclicLR(keras.callbacks.Callback):
     ) -> None:
         """Public alias of :meth:`_reset`."""
         self._reset(new_base_lr, new_max_lr, new_step_size)
-
-    # -- training hooks -----------------------------------------------------------------
-
-    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
-        self.attach(self.model)
-
-    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
-        self._epoch_iteration = _read_steps(self._optimizer)
-        self._epoch_row = len(self._steps)
-        self._epochs.append(_Epoch(self._epoch_row, self._epoch_iteration))
-        self._counted_batch = 0  # LossScaleOptimizer: rows before it have their real count
-        steps = (self.params or {}).get("steps")
-        epochs = (self.params or {}).get("epochs") or (epoch + 1)
-        planned = max(1, steps * (epochs - epoch)) if steps else self._steps_per_execution
-        n = self._accumulation
-        self.schedule.ensure_window(
-            self._epoch_iteration // n, (self._epoch_iteration + planned - 1) // n
-        )
-        # Also catches a cycle restored from a checkpoint (BackupAndRestore) since the trace.
-        self._retrace(self.model)
-
-    def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
-        # Runs every batch: two integer comparisons unless something is to be done.
-        if self._may_skip and batch > 0:
-            self._count_updates(batch)
-        if batch > 0 and self._epochs and self._epochs[-1].batch_samples is None:
-            # Samples per batch, to de-average the logs: read once an epoch (one state
-            # sync on JAX), since each fit() may use another batch size.
-            count = loss_count(self.model)
-            self._epochs[-1].batch_samples = count / batch if count else 0.0
-        n = self._accumulation
-        last = self._epoch_iteration + batch + self._steps_per_execution - 1
-        if last < self._covered_batches:
-            return
-        if last // n > self.schedule.covered_until():
-            # A long epoch ran past the table: slide it (rare).
-            first = self._epoch_iteration + batch
-            steps = (self.params or {}).get("steps") or 0
-            self.schedule.ensure_window(
-                first // n, max(last, self._epoch_iteration + steps - 1) // n
-            )
-            self._retrace(self.model)
-        self._covered_batches = (self.schedule.covered_until() + 1) * n
-
-    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
-        first = (batch // self._steps_per_execution) * self._steps_per_execution
-        values = logs or {}  # Keras has converted them to Python numbers already
-        self._steps.write(
-            self._epoch_row + first,
-            self._epoch_iteration + first + 1,
-            batch - first + 1,
-            values,
-        )
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        # The steps that really ran (a partial last execution is reported as full).
-        if self._may_skip:  # updates may be fewer than batches: count batches instead
-            steps = (self.params or {}).get("steps")
-            if steps:
-                self._steps.truncate(self._epoch_row + steps)
-            self._count_updates(len(self._steps) - self._epoch_row)
-        else:
-            ran = _read_steps(self._optimizer) - self._epoch_iteration
-            self._steps.truncate(self._epoch_row + ran)
-        if self._epochs:
-            model = self.model  # free here: Keras has just synced state for the epoch's end
-            self._epochs[-1].rows = len(self._steps) - self._epochs[-1].first_row
-            self._epochs[-1].samples = loss_count(model)
-            if self._non_mean is None:
-                self._non_mean = non_mean_names(model)
-        if logs is not None and len(self._steps) > self._epoch_row:
-            last = len(self._steps) - 1
-            if self._may_skip:
-                before = self._counts_before(last)
-            else:
-                before = int(self._steps.iterations()[last]) - 1
-            logs["learning_rate"] = float(self._rates(np.array([before // self._accumulation]))[0])
-
-    def _count_updates(self, batch: int) -> None:
-        """Record the optimizer's real count for the rows before ``batch`` (LossScaleOptimizer).
-
-        Runs on the training thread. Within one execution of ``steps_per_execution``
-        steps, skipped updates are taken to be its first steps (Keras reports no finer).
-        """
-        if batch <= self._counted_batch:
-            return
-        self.model  # noqa: B018 - on JAX this syncs the state, so the counter is current
-        after = _read_steps(self._optimizer)
-        before = self._counts_before(self._epoch_row + self._counted_batch)
-        rows = batch - self._counted_batch
-        counts = np.maximum(before, after - np.arange(rows - 1, -1, -1))
-        for i, count in enumerate(counts):
-            self._counts.write(self._epoch_row + self._counted_batch + i, int(count), 1, {})
-        self._counted_batch = batch
-
-    def _counts_before(self, row: int) -> int:
-        """The optimizer's count before row ``row``'s step (LossScaleOptimizer mode)."""
-        if row == self._epoch_row or row == 0:
-            return self._epoch_iteration
-        return int(self._counts.iterations()[row - 1])
-
-    # -- history ------------------------------------------------------------------------
-
-    def _rates(self, steps: np.ndarray) -> np.ndarray:
-        """Rates applied at optimizer steps ``steps`` (iteration before the update)."""
-        out = np.empty(len(steps), dtype=np.float64)
-        firsts = np.array([segment.first for segment in self._segments], dtype=np.int64)
-        index = np.maximum(np.searchsorted(firsts, steps, side="right") - 1, 0)
-        for i, segment in enumerate(self._segments):
-            mask = index == i
-            if mask.any():
-                k = np.maximum(steps[mask] - segment.cycle_start, 0)
-                out[mask] = rates(k, segment.cycle, self.schedule.scale)
-        return out
-
-    def plot_history(self, *args: Any, **kwargs: Any) -> Any:
-        """Plot ``history``: see :func:`clrplug.plotting.plot_history` (needs ``clrplug[plot]``)."""
-        # Imported here: plotting is a tool built on the callback, not a dependency of it.
-        from clrplug.plotting import plot_history
-
-        return plot_history(self.history, *args, **kwargs)
-
-    @property
-    def history(self) -> dict[str, np.ndarray]:
-        """Per-step ``lr``, ``iterations`` and logged losses and metrics (numpy arrays)."""
-        batches, columns = self._steps.snapshot()  # batches processed after each row's step
-        before = batches - 1  # the count each row's step started from
-        if self._may_skip:
-            # The real counts (a skipped update leaves the count unchanged): a row's step
-            # started where the previous row's ended, or where its epoch began.
-            counted = self._counts.iterations()[: len(batches)]
-            batches[: len(counted)] = counted
-            before = np.concatenate([[0], batches[:-1]])
-            for epoch in self._epochs:
-                if epoch.first_row < len(before):
-                    before[epoch.first_row] = epoch.start
-        n = self._accumulation
-        result: dict[str, np.ndarray] = {
-            "lr": self._rates(before // n) if len(batches) else np.zeros(0),
-            "iterations": batches // n,
-        }
-        if self._non_mean is None and getattr(self, "_model", None) is not None:
-            self._non_mean = non_mean_names(self._model)
-        for key, logged in columns.items():
-            if key in (self._non_mean or set()):
-                result[key] = logged.copy()
-            else:
-                result[key] = self._per_batch(logged)
-        return result
-
-    def _per_batch(self, logged: np.ndarray) -> np.ndarray:
-        """Each row's own value from Keras' running means (see clrplug.batch_logs)."""
-        values = logged.copy()
-        for epoch in self._epochs:
-            stop = len(values) if epoch.rows is None else epoch.first_row + epoch.rows
-            rows = epoch.first_row + np.flatnonzero(~np.isnan(values[epoch.first_row : stop]))
-            if not len(rows):
-                continue
-            per_batch = epoch.batch_samples or (
-                epoch.samples / epoch.rows if epoch.samples and epoch.rows else 1.0
-            )
-            samples = (rows - epoch.first_row + 1) * per_batch
-            if epoch.samples:  # exact for a shorter last batch
-                samples[-1] = epoch.samples
-            values[rows] = deaverage(logged[rows], samples)
-        return values

@@ -15,8 +15,10 @@ __all__ = [
     "ClrplugError",
     "InvalidArgumentError",
     "InvalidPolicyError",
+    "NameConflictError",
     "PolicyConflictError",
     "PolicyEvaluationError",
+    "UnknownNameError",
     "UnknownPolicyError",
 ]
 
@@ -33,21 +35,25 @@ class InvalidPolicyError(ClrplugError, ValueError):
     """A :class:`~clrplug.Policy` (or something offered as one) is malformed."""
 
 
-class UnknownPolicyError(ClrplugError, ValueError, LookupError):
-    """No registered policy has the requested name."""
+class UnknownNameError(ClrplugError, ValueError, LookupError):
+    """No registered record (policy, waveform or rule) has the requested name."""
 
     def __init__(
-        self, name: str, available: Iterable[str], hint: str = "", argument: str | None = None
+        self,
+        name: str,
+        available: Iterable[str],
+        hint: str = "",
+        argument: str | None = None,
+        kind: str = "policy",
     ) -> None:
         names = sorted(available)
         self.name = name
         self.available = names
         self.hint = hint
+        self.kind = kind
         close = difflib.get_close_matches(name, names, n=1)
         where = f"{argument}: " if argument else ""
-        message = (
-            f"{where}unknown policy {name!r}. Choose one of: {', '.join(names) or '(none)'}."
-        )
+        message = f"{where}unknown {kind} {name!r}. Choose one of: {', '.join(names) or '(none)'}."
         if close:
             message += f" Did you mean {close[0]!r}?"
         if hint:
@@ -55,18 +61,28 @@ class UnknownPolicyError(ClrplugError, ValueError, LookupError):
         super().__init__(message)
 
 
-class PolicyConflictError(ClrplugError, ValueError):
-    """Two sources registered a policy under the same name."""
+class UnknownPolicyError(UnknownNameError):
+    """No registered policy has the requested name."""
 
-    def __init__(self, name: str, sources: Iterable[str]) -> None:
+
+class NameConflictError(ClrplugError, ValueError):
+    """Two sources registered a record of one kind under the same name."""
+
+    def __init__(self, name: str, sources: Iterable[str], kind: str = "policy") -> None:
         self.name = name
         self.sources = list(sources)
+        self.kind = kind
         super().__init__(
-            f"Conflicting plugins found for policy {name!r}: provided by "
+            f"Conflicting plugins found for {kind} {name!r}: provided by "
             f"{', '.join(self.sources)}. Uninstall one of them, or restrict loading "
             "with CLRPLUG_PLUGINS=dist-a,dist-b."
         )
 
 
+class PolicyConflictError(NameConflictError):
+    """Two sources registered a policy under the same name."""
+
+
 class PolicyEvaluationError(ClrplugError, ValueError):
-    """A policy's scale function raised, or returned values outside [0, 1]."""
+    """A scale or shape function raised, returned values outside [0, 1], or its
+    ``keras.ops`` form disagrees with its numpy form."""

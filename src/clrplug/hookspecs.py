@@ -1,9 +1,8 @@
-"""The hook specifications a clrplug plugin implements.
+"""The hook specification a clrplug plugin implements.
 
-A plugin is a module (or object) that implements these hooks with
-:data:`clrplug.hookimpl` and is advertised under the ``clrplug`` entry-point
-group. clrplug's own policies are registered through the same hook, by the
-module :mod:`clrplug.builtin_policies`.
+A plugin is a module (or object) implementing this hook with
+:data:`clrplug.hookimpl`, advertised under the ``clrplug`` entry-point group.
+clrplug's own records come through the same hook, from :mod:`clrplug.builtin`.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from clrplug.policy import Policy
+    from clrplug.records import Record
 
 PROJECT_NAME = "clrplug"
 
@@ -23,16 +22,17 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 
 @hookspec
-def clrplug_register_policies(register: Callable[[Policy], None]) -> None:
-    """Register the policies this plugin provides.
+def clrplug_register_policies(register: Callable[[Record], None]) -> None:
+    """Register the policies (and waveforms and range-test rules) this plugin provides.
 
-    Called once per process, the first time a policy name is looked up or the
-    policies are listed (never at ``import clrplug``).
+    Called once per process, the first time a name is looked up or the records are
+    listed (never at ``import clrplug``).
 
     Args:
-        register: call ``register(policy)`` once per :class:`clrplug.Policy` the
-            plugin provides. Registering something that is not a ``Policy`` fails
-            the whole plugin: none of its policies are kept.
+        register: call ``register(record)`` once per :class:`clrplug.Policy`,
+            :class:`clrplug.Waveform` or :class:`clrplug.SuggestionRule` the plugin
+            provides. Registering anything else fails the whole plugin: none of its
+            records are kept.
 
     Example:
 

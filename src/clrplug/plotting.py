@@ -4,8 +4,8 @@ The seed's figures, drawn from the library's own numbers: :func:`plot_schedule`
 draws :func:`clrplug.learning_rates` (the float64 formula) for any policy and
 parameters, :func:`plot_history` draws ``CyclicLR.history`` (learning rate and
 logged values against iterations, or a metric against the learning rate), and
-:func:`plot_range_test` draws a :class:`~clrplug.RangeTestResult` with both
-suggested bounds marked.
+:func:`plot_range_test` draws a :class:`~clrplug.RangeTestResult` with every
+suggestion rule's ``max_lr`` marked.
 
 matplotlib is the optional extra ``clrplug[plot]``; nothing here imports Keras.
 Figures are built with ``matplotlib.figure.Figure`` rather than pyplot, so no
@@ -24,11 +24,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from clrplug import checks
+from clrplug.cycle import (
+    check_bounds,
+    check_geometry,
+    check_momentum,
+    resolve_scale,
+    resolve_waveform,
+)
 from clrplug.errors import ClrplugError, InvalidArgumentError
-from clrplug.formula import check_cycle, learning_rates
+from clrplug.formula import cyclic_values, one_cycle_rates
 
 if TYPE_CHECKING:
-    from clrplug.range_test import RangeTestResult
+    from clrplug.range_test.result import RangeTestResult
 
 __all__ = [
     "MissingExtraError",
@@ -39,9 +47,6 @@ __all__ = [
     "require_matplotlib",
     "save_figure",
 ]
-
-_BASE_COLOR = "tab:green"
-_MAX_COLOR = "tab:red"
 
 
 class MissingExtraError(ClrplugError, ImportError):
@@ -103,6 +108,60 @@ def _format_lr(value: float) -> str:
 # -- schedules ------------------------------------------------------------------------------
 
 
+#: The ``mode`` that plots Smith's 1cycle instead of a cyclical policy.
+ONE_CYCLE = "one_cycle"
+
+
+def schedule_values(
+    mode: str = "triangular",
+    *,
+    base_lr: float = 0.001,
+    max_lr: float = 0.006,
+    step_size: float = 2000,
+    steps: int | None = None,
+    gamma: float = 1.0,
+    scale_fn: Callable[..., Any] | None = None,
+    scale_mode: str | None = None,
+    policy_params: Mapping[str, float] | None = None,
+    step_size_down: float | None = None,
+    waveform: str = "triangular",
+    cycle_momentum: bool | None = None,
+    base_momentum: float | None = None,
+    max_momentum: float | None = None,
+    **one_cycle: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(iterations, rates, momenta)`` that :func:`plot_schedule` draws, from the float64 formulas."""
+    if mode == ONE_CYCLE:
+        total = steps if steps is not None else 1000
+        total = checks.integer("steps", total, low=2)
+        iterations = np.arange(total, dtype=np.float64)
+        momentum_args: dict[str, Any] = {
+            k: v for k, v in (("cycle_momentum", cycle_momentum), ("base_momentum", base_momentum),
+                              ("max_momentum", max_momentum)) if v is not None
+        }
+        rates, momenta = one_cycle_rates(iterations, max_lr, total, **one_cycle, **momentum_args)
+        return iterations, rates, momenta
+    if one_cycle:
+        raise InvalidArgumentError(
+            f"{sorted(one_cycle)} only apply to mode={ONE_CYCLE!r}, not to mode={mode!r}."
+        )
+    bounds, geometry = check_bounds(base_lr, max_lr), check_geometry(step_size, step_size_down)
+    if steps is None:
+        steps = math.ceil(3 * (geometry.step_size + geometry.step_size_down))
+    steps = checks.integer("steps", steps, low=1)
+    iterations = np.arange(steps + 1, dtype=np.float64)
+    momentum = (
+        check_momentum(0.8 if base_momentum is None else base_momentum,
+                       0.9 if max_momentum is None else max_momentum)
+        if cycle_momentum else None
+    )
+    rates, momenta = cyclic_values(
+        iterations, geometry, resolve_scale(mode, gamma, scale_fn, scale_mode, policy_params),
+        resolve_waveform(waveform), bounds, momentum,
+    )
+    return iterations, rates, momenta
+
+
 def plot_schedule(
     mode: str = "triangular",
     *,
@@ -114,32 +173,47 @@ def plot_schedule(
     scale_fn: Callable[..., Any] | None = None,
     scale_mode: str | None = None,
     policy_params: Mapping[str, float] | None = None,
+    step_size_down: float | None = None,
+    waveform: str = "triangular",
+    cycle_momentum: bool | None = None,
+    base_momentum: float | None = None,
+    max_momentum: float | None = None,
     path: str | os.PathLike[str] | None = None,
     ax: Any = None,
     title: str | None = None,
+    **one_cycle: Any,
 ) -> Any:
-    """Plot the learning rate of a policy against training iterations.
+    """Plot a schedule's learning rate (and momentum, when it cycles) against iterations.
 
-    The curve is :func:`clrplug.learning_rates` evaluated at every iteration
-    ``0..steps``, so it is the formula itself, for built-in and plugin policies alike.
+    The curves are the float64 formulas (:func:`clrplug.learning_rates`, or
+    :func:`clrplug.one_cycle_rates` for ``mode="one_cycle"``) at every iteration, for
+    built-in and plugin policies alike.
 
     Args:
-        mode: a registered policy name (``clrplug policies`` lists them).
+        mode: a registered policy name (``clrplug policies`` lists them), or
+            ``"one_cycle"`` for Smith's 1cycle (then ``max_lr`` is its peak, ``steps`` its
+            ``total_steps``, and ``pct_start``, ``anneal_strategy``, ``div_factor``,
+            ``final_div_factor``, ``three_phase`` may be given as keywords).
         base_lr: the lower boundary, as in :class:`clrplug.CyclicLR`.
         max_lr: the upper boundary.
-        step_size: training iterations per half cycle.
+        step_size: training iterations per half cycle (the rising half).
+        steps: the last iteration plotted; default three cycles (1000 for 1cycle).
         gamma: the ``exp_range`` constant.
         scale_fn: a custom scale function, used instead of ``mode``.
         scale_mode: ``"cycle"`` or ``"iterations"``, for ``scale_fn``.
         policy_params: values for the policy's own parameters.
-        steps: the last iteration plotted; default three full cycles (``6 * step_size``).
+        step_size_down: iterations of the falling half (asymmetric cycles).
+        waveform: the shape within a cycle.
+        cycle_momentum: draw the momentum under the rate (default: only for 1cycle).
+        base_momentum: momentum at the peak rate.
+        max_momentum: momentum at the lowest rate.
         path: write the figure there (PNG, SVG or PDF, by suffix).
-        ax: a matplotlib ``Axes`` to draw into instead of a new figure.
-        title: the title; default the policy and its parameters.
+        ax: a matplotlib ``Axes`` (or two, for the momentum) to draw into.
+        title: the title; default the schedule and its parameters.
 
     Returns:
-        The matplotlib ``Figure``. Its line holds exactly the plotted values:
-        ``fig.axes[0].lines[0].get_ydata()``.
+        The matplotlib ``Figure``. Its first line holds exactly the plotted rates:
+        ``fig.axes[0].lines[0].get_ydata()``; the momentum is ``fig.axes[1]``'s.
 
     Example:
 
@@ -153,30 +227,41 @@ def plot_schedule(
     assert np.array_equal(line.get_ydata(), expected)
     ```
     """
-    cycle = check_cycle(base_lr, max_lr, step_size)
-    if steps is None:
-        steps = math.ceil(6 * cycle.step_size)
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise InvalidArgumentError(f"steps must be an integer >= 1, got {steps!r}.")
-    iterations = np.arange(int(steps) + 1, dtype=np.float64)
-    lr = learning_rates(
-        iterations, base_lr, max_lr, step_size, mode, gamma, scale_fn, scale_mode, policy_params
+    iterations, lr, momenta = schedule_values(
+        mode, base_lr=base_lr, max_lr=max_lr, step_size=step_size, steps=steps, gamma=gamma,
+        scale_fn=scale_fn, scale_mode=scale_mode, policy_params=policy_params,
+        step_size_down=step_size_down, waveform=waveform, cycle_momentum=cycle_momentum,
+        base_momentum=base_momentum, max_momentum=max_momentum, **one_cycle,
     )
-    figure, (axes,) = _axes_or_new(ax)
+    rows = 1 if momenta is None else 2
+    figure, axes = _axes_or_new(ax, rows)
     name = mode if scale_fn is None else getattr(scale_fn, "__name__", "scale_fn")
-    axes.plot(iterations, lr, color="tab:blue", linewidth=1.5, label=name)
-    axes.set_xlabel("training iterations")
-    axes.set_ylabel("learning rate")
-    axes.set_xlim(0, iterations[-1])
-    axes.grid(True, alpha=0.3)
+    axes[0].plot(iterations, lr, color="tab:blue", linewidth=1.5, label=name)
+    axes[0].set_ylabel("learning rate")
+    if momenta is not None:
+        axes[1].plot(iterations, momenta, color="tab:purple", linewidth=1.5, label="momentum")
+        axes[1].set_ylabel("momentum")
+    for axis in axes:
+        axis.set_xlim(0, iterations[-1])
+        axis.grid(True, alpha=0.3)
+    axes[-1].set_xlabel("training iterations")
     if title is None:
-        extra = "".join(f", {k}={v:g}" for k, v in (policy_params or {}).items())
-        if gamma != 1.0:
-            extra += f", gamma={gamma:g}"
-        title = (
-            f"{name}: base_lr={base_lr:.3g}, max_lr={max_lr:.3g}, step_size={step_size:g}{extra}"
-        )
-    axes.set_title(title, fontsize=10)
+        if mode == ONE_CYCLE:
+            extra = "".join(f", {k}={v}" for k, v in one_cycle.items())
+            title = f"1cycle: max_lr={max_lr:.3g}, total_steps={len(iterations)}{extra}"
+        else:
+            extra = "".join(f", {k}={v:g}" for k, v in (policy_params or {}).items())
+            if gamma != 1.0:
+                extra += f", gamma={gamma:g}"
+            if step_size_down is not None:
+                extra += f", step_size_down={step_size_down:g}"
+            if waveform != "triangular":
+                extra += f", waveform={waveform}"
+            title = (
+                f"{name}: base_lr={base_lr:.3g}, max_lr={max_lr:.3g}, "
+                f"step_size={step_size:g}{extra}"
+            )
+    axes[0].set_title(title, fontsize=10)
     return _finish(figure, path)
 
 
@@ -292,15 +377,38 @@ def plot_history(
 # -- the range test -------------------------------------------------------------------------
 
 
-def _mark_suggestions(axis: Any, base: float | None, top: float | None) -> None:
-    if base is None or top is None:
-        axis.text(0.02, 0.95, "no range found", transform=axis.transAxes, va="top", color="0.3")
-        return
-    axis.axvspan(base, top, color="tab:green", alpha=0.08)
-    axis.axvline(base, color=_BASE_COLOR, linestyle="--", linewidth=1.3,
-                 label=f"suggested base_lr = {_format_lr(base)}")
-    axis.axvline(top, color=_MAX_COLOR, linestyle="--", linewidth=1.3,
-                 label=f"suggested max_lr = {_format_lr(top)}")
+#: Colours of the rules' marks, in the registry's order (the curves use blue, orange, purple).
+_RULE_COLORS = ("tab:red", "tab:green", "tab:brown", "tab:pink", "tab:olive", "tab:cyan",
+                "tab:gray")
+_RULE_STYLES = ("--", "-.", ":")
+
+
+def _mark_suggestions(
+    axis: Any, suggestions: Mapping[str, Any], shaded: str, *, legend: bool = True
+) -> None:
+    """A vertical line at each rule's ``max_lr``; the ``shaded`` rule's band filled.
+
+    Labelled with the rule's name when ``legend`` (one panel carries the labels); rules
+    that found no range are listed in a note.
+    """
+    missing = []
+    for i, (name, found) in enumerate(suggestions.items()):
+        if found is None:
+            missing.append(name)
+            continue
+        color = _RULE_COLORS[i % len(_RULE_COLORS)]
+        style = _RULE_STYLES[(i // len(_RULE_COLORS)) % len(_RULE_STYLES)]
+        axis.axvline(found.max_lr, color=color, linestyle=style, linewidth=1.3,
+                     label=f"{name}: max_lr = {_format_lr(found.max_lr)}" if legend else None)
+        if name == shaded:
+            axis.axvspan(
+                found.base_lr, found.max_lr, color=color, alpha=0.1,
+                label=(f"{name}: base_lr..max_lr = {_format_lr(found.base_lr)}.."
+                       f"{_format_lr(found.max_lr)}") if legend else None,
+            )
+    if missing and legend:
+        axis.text(0.02, 0.95, "no range found: " + ", ".join(missing), transform=axis.transAxes,
+                  va="top", color="0.3", fontsize=8)
 
 
 def plot_range_test(
@@ -308,29 +416,37 @@ def plot_range_test(
     path: str | os.PathLike[str] | None = None,
     ax: Any = None,
     *,
-    key: str | None = None,
+    rule: Any = None,
 ) -> Any:
-    """Plot a range test: loss and accuracy against the learning rate, bounds marked.
+    """Plot a range test: loss and accuracy against the learning rate, every rule's suggestion marked.
 
-    The top panel shows the per-batch loss (light) and its smoothed curve; the
-    bottom panel, when an accuracy was logged, the accuracy against the learning
-    rate as in the seed's figure (validation accuracy as dots when it was
-    measured). The curve the suggestions were read from is drawn bold, and both
-    ``suggested_base_lr`` and ``suggested_max_lr`` are marked with dashed lines
-    and the band between them shaded. The x axis is logarithmic for an ``"exp"``
+    The top panel shows the per-batch loss (light) and the smoothed loss the loss rules
+    read (bold); the bottom panel, when an accuracy was logged, the accuracy against the
+    learning rate as in the seed's figure (validation accuracy as dots when it was
+    measured, the column ``accuracy_rise`` reads drawn bold). Every registered rule's
+    suggested ``max_lr`` is a vertical line labelled with the rule's name
+    (:meth:`~clrplug.RangeTestResult.suggestions`), and ``rule``'s band from
+    ``base_lr`` to ``max_lr`` is shaded. The x axis is logarithmic for an ``"exp"``
     sweep.
 
     Args:
         result: a :class:`~clrplug.RangeTestResult`.
         path: write the figure there.
         ax: one Axes (loss, with accuracy on a twin axis) or two (loss, accuracy).
-        key: the column to read the suggestions from (see ``result.suggest``).
+        rule: the rule whose band is shaded (a name or a ``SuggestionRule``); default
+            ``clrplug.range_test.DEFAULT_RULE``.
 
     Returns:
         The matplotlib ``Figure``.
     """
-    key = result.suggestion_key() if key is None else key
-    base, top = result.suggest(key)
+    from clrplug.range_test.result import DEFAULT_RULE
+
+    suggestions: dict[str, Any] = dict(result.suggestions())
+    chosen = result.suggest(rule)
+    shaded = DEFAULT_RULE if rule is None else getattr(rule, "name", rule)
+    if chosen is not None:
+        shaded = chosen.rule
+        suggestions[chosen.rule] = chosen
     accuracy = _accuracy_keys([k for k in result.metrics if not k.startswith("val_")])[:1]
     val_accuracy = _accuracy_keys([k for k in result.metrics if k.startswith("val_")])[:1]
     single = ax is not None and not isinstance(ax, (list, tuple, np.ndarray))
@@ -342,12 +458,13 @@ def plot_range_test(
                    label="loss (per batch)")
     smooth_lr, smooth_loss = result.smoothed("loss")
     loss_axis.plot(smooth_lr, smooth_loss, color="tab:blue", linewidth=1.8,
-                   label="loss (centred moving average)")
-    if smooth_loss.size:
+                   label="loss (smoothed, as the rules read it)")
+    valid = result.loss[: result.valid_steps]
+    if smooth_loss.size and np.isfinite(valid).any():
         # From the lowest loss to a little above where it started: the divergence at the
         # end would otherwise flatten the part that matters.
         lowest = int(np.argmin(smooth_loss))
-        low = float(min(smooth_loss[lowest], np.nanmin(result.loss[: result.valid_steps])))
+        low = float(min(smooth_loss[lowest], np.nanmin(valid)))
         high = float(smooth_loss[: lowest + 1].max())
         span = max(high - low, 1e-12)
         loss_axis.set_ylim(low - 0.05 * span if low < 0 else max(0.0, low - 0.05 * span),
@@ -355,10 +472,10 @@ def plot_range_test(
     loss_axis.set_ylabel("training loss")
     loss_axis.set_title(
         f"LR range test: {result.step_mode} sweep, {len(lr)}/{result.steps} steps, "
-        f"{result.stop_reason}; bounds read from {key}",
+        f"{result.stop_reason}; shaded: {shaded}",
         fontsize=10,
     )
-    _mark_suggestions(loss_axis, base, top)
+    _mark_suggestions(loss_axis, suggestions, shaded)
     if accuracy or val_accuracy:
         acc_axis = axes[1] if rows == 2 else loss_axis.twinx()
         for name in accuracy:
@@ -369,13 +486,14 @@ def plot_range_test(
             x, y = _finite(lr, np.asarray(result.metrics[name], dtype=np.float64))
             acc_axis.plot(x, y, color="tab:purple", linestyle="none", marker="o",
                           markersize=3, label=name)
-        if key != "loss":
+        key = result.curve().accuracy_key()
+        if key is not None:
             x, y = result.smoothed(key)
             acc_axis.plot(x, y, color="tab:purple" if key.startswith("val_") else "tab:orange",
-                          linewidth=1.8, label=f"{key} (centred moving average)")
+                          linewidth=1.8, label=f"{key} (smoothed, as accuracy_rise reads it)")
         acc_axis.set_ylabel("accuracy")
         if rows == 2:
-            _mark_suggestions(acc_axis, base, top)
+            _mark_suggestions(acc_axis, suggestions, shaded, legend=False)
             acc_axis.legend(loc="best", fontsize=8)
     for axis in axes:
         if result.step_mode == "exp":

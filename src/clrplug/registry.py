@@ -1,27 +1,11 @@
-"""The policy registry: built-ins, installed plugins and runtime registrations.
+"""The registry: policies, waveforms and range-test rules from built-ins, plugins and runtime.
 
-Sources, in the order they are loaded the first time a name is looked up or the
-policies are listed (never at import):
-
-1. :mod:`clrplug.builtin_policies`, registered through the pluggy hook exactly like
-   a third-party plugin;
-2. entry points in the group ``clrplug``: modules implementing
-   ``clrplug_register_policies(register)``;
-3. entry points in the group ``clrplug.policies``: each names one
-   :class:`~clrplug.Policy` object, the entry point's name being the policy's name.
-
-Runtime registrations (:func:`register_policy`) can happen at any time.
-
-A plugin that fails to import, whose hook raises, or that registers something
-that is not a policy is skipped with a :class:`PluginLoadWarning`; none of its
-policies are kept and every other policy keeps working. Two sources registering
-one name is a conflict reported when that name is resolved.
-
-Switches, read when the plugins are loaded:
-
-- ``CLRPLUG_DISABLE_PLUGIN_AUTOLOAD=1``: load no third-party plugin (built-ins
-  still load);
-- ``CLRPLUG_PLUGINS=dist-a,dist-b``: load only these distributions (empty: none).
+Loaded on the first lookup or listing, never at import: first
+:mod:`clrplug.builtin` through the pluggy hook like any plugin, then the
+``clrplug`` entry points (hook modules), then the ``clrplug.policies`` entry
+points (each names one record). A plugin that fails is skipped with a
+:class:`PluginLoadWarning` and none of its records are kept. docs/how-it-works.md
+describes the switches ``CLRPLUG_DISABLE_PLUGIN_AUTOLOAD`` and ``CLRPLUG_PLUGINS``.
 """
 
 from __future__ import annotations
@@ -34,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from importlib import metadata
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 import pluggy
 
@@ -42,10 +26,12 @@ from clrplug import hookspecs
 from clrplug.errors import (
     InvalidArgumentError,
     InvalidPolicyError,
+    NameConflictError,
     PolicyConflictError,
+    UnknownNameError,
     UnknownPolicyError,
 )
-from clrplug.policy import BUILTIN, RUNTIME, Policy, PolicySource
+from clrplug.records import BUILTIN, RECORD_TYPES, RUNTIME, Policy, PolicySource, Record, name_key
 
 __all__ = [
     "DISABLE_AUTOLOAD_ENV",
@@ -54,7 +40,8 @@ __all__ = [
     "POLICY_ENTRY_POINT_GROUP",
     "PluginFailure",
     "PluginLoadWarning",
-    "PolicyRegistry",
+    "Registry",
+    "allowed_distributions",
     "canonical_distribution_name",
     "default_registry",
     "plugins_switched_off",
@@ -64,7 +51,6 @@ ENTRY_POINT_GROUP = "clrplug"
 POLICY_ENTRY_POINT_GROUP = "clrplug.policies"
 DISABLE_AUTOLOAD_ENV = "CLRPLUG_DISABLE_PLUGIN_AUTOLOAD"
 PLUGINS_ENV = "CLRPLUG_PLUGINS"
-
 
 # A plugin calling sys.exit() while loading is skipped like one that raises.
 _PLUGIN_ERRORS = (Exception, SystemExit)
@@ -90,22 +76,36 @@ def canonical_distribution_name(dist_name: str) -> str:
     return re.sub(r"[-_.]+", "-", dist_name).lower()
 
 
+def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if environ is None else environ
+
+
 def plugins_switched_off(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether CLRPLUG_DISABLE_PLUGIN_AUTOLOAD turns third-party plugins off."""
-    return _truthy((os.environ if environ is None else environ).get(DISABLE_AUTOLOAD_ENV))
+    """Whether ``CLRPLUG_DISABLE_PLUGIN_AUTOLOAD`` turns third-party plugins off."""
+    value = _env(environ).get(DISABLE_AUTOLOAD_ENV) or ""
+    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _key(name: str) -> str:
-    """A policy name as the registry stores it (see Policy's name normalisation)."""
-    return re.sub(r"[-\s.]+", "_", name.strip()).lower()
+def allowed_distributions(environ: Mapping[str, str] | None = None) -> set[str] | None:
+    """The canonical names ``CLRPLUG_PLUGINS`` allows, or None when it is unset (all)."""
+    allowlist = _env(environ).get(PLUGINS_ENV)
+    if allowlist is None:
+        return None
+    return {canonical_distribution_name(n.strip()) for n in allowlist.split(",") if n.strip()}
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+def _is_record(value: object) -> bool:
+    return isinstance(value, tuple(RECORD_TYPES.values()))
 
 
-class PolicyRegistry:
-    """A set of policies from built-ins, plugins and runtime registrations.
+def _errors_for(kind: str) -> tuple[type[UnknownNameError], type[NameConflictError]]:
+    if kind == "policy":
+        return UnknownPolicyError, PolicyConflictError
+    return UnknownNameError, NameConflictError
+
+
+class Registry:
+    """Records (policies, waveforms, rules) from built-ins, plugins and runtime registrations.
 
     Most code uses the process-wide instance through :func:`clrplug.get_policy`,
     :func:`clrplug.list_policies` and :func:`clrplug.register_policy`; tests make
@@ -122,25 +122,18 @@ class PolicyRegistry:
         self._environ = environ
         self._lock = threading.RLock()
         self._loaded = False
-        self._candidates: dict[str, list[Policy]] = {}
+        self._candidates: dict[tuple[str, str], list[Record]] = {}
         self._failures: list[PluginFailure] = []
         self.plugin_manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.plugin_manager.add_hookspecs(hookspecs)
 
     # -- loading ---------------------------------------------------------------------
 
-    def _env(self, key: str) -> str | None:
-        environ = os.environ if self._environ is None else self._environ
-        return environ.get(key)
-
     def _allowed(self, dist: str | None) -> bool:
         if not self._autoload or plugins_switched_off(self._environ):
             return False
-        allowlist = self._env(PLUGINS_ENV)
-        if allowlist is None:
-            return True
-        names = {canonical_distribution_name(n.strip()) for n in allowlist.split(",") if n.strip()}
-        return dist is not None and canonical_distribution_name(dist) in names
+        names = allowed_distributions(self._environ)
+        return names is None or (dist is not None and canonical_distribution_name(dist) in names)
 
     def _entry_points(self, group: str) -> Iterable[tuple[metadata.EntryPoint, PolicySource]]:
         seen: set[tuple[str, str, str]] = set()
@@ -153,12 +146,8 @@ class PolicyRegistry:
             seen.add(key)
             if not self._allowed(dist_name):
                 continue
-            yield ep, PolicySource(
-                "plugin",
-                dist_name,
-                dist.version if dist is not None else None,
-                f"{group}:{ep.name}",
-            )
+            version = dist.version if dist is not None else None
+            yield ep, PolicySource("plugin", dist_name, version, f"{group}:{ep.name}")
 
     def _fail(self, source: PolicySource, exc: BaseException) -> None:
         try:
@@ -167,24 +156,23 @@ class PolicyRegistry:
             text = "<the exception's message could not be printed>"
         failure = PluginFailure(source, f"{type(exc).__name__}: {text}")
         self._failures.append(failure)
-        warnings.warn(
-            f"clrplug: skipping plugin {failure}", PluginLoadWarning, stacklevel=4
-        )
+        warnings.warn(f"clrplug: skipping plugin {failure}", PluginLoadWarning, stacklevel=4)
 
-    def _add(self, policies: Iterable[Policy]) -> None:
-        for policy in policies:
-            self._candidates.setdefault(policy.name, []).append(policy)
+    def _add(self, records: Iterable[Record]) -> None:
+        for record in records:
+            self._candidates.setdefault((record.kind, record.name), []).append(record)
 
     def _call_hook(self, plugin: object, source: PolicySource) -> None:
-        """Run one plugin's hook; keep its policies only if it completes."""
-        collected: list[Policy] = []
+        """Run one plugin's hook; keep its records only if it completes."""
+        collected: list[Record] = []
 
-        def register(policy: Policy) -> None:
-            if not isinstance(policy, Policy):
+        def register(record: Record) -> None:
+            if not _is_record(record):
                 raise InvalidPolicyError(
-                    f"register() takes a clrplug.Policy, got {type(policy).__name__} {policy!r}."
+                    "register() takes a clrplug.Policy, Waveform or SuggestionRule, got "
+                    f"{type(record).__name__} {record!r}."
                 )
-            collected.append(replace(policy, source=source))
+            collected.append(replace(cast(Any, record), source=source))
 
         caller = self.plugin_manager.subset_hook_caller(
             "clrplug_register_policies",
@@ -205,15 +193,33 @@ class PolicyRegistry:
             return
         self._call_hook(plugin, source)
 
+    def _load_record_entry_point(self, ep: metadata.EntryPoint, source: PolicySource) -> None:
+        try:
+            record: Any = ep.load()
+            if not _is_record(record):
+                raise InvalidPolicyError(
+                    f"entry point {ep.value!r} is a {type(record).__name__}, not a "
+                    "clrplug.Policy, Waveform or SuggestionRule."
+                )
+            if record.name != ep.name:
+                raise InvalidPolicyError(
+                    f"entry point name {ep.name!r} differs from the {record.kind}'s name "
+                    f"{record.name!r}; they must be equal."
+                )
+        except _PLUGIN_ERRORS as exc:
+            self._fail(source, exc)
+            return
+        self._add([replace(record, source=source)])
+
     def load(self) -> None:
         """Load built-ins and entry points, once. Called by every lookup."""
         with self._lock:
             if self._loaded:
                 return
             self._loaded = True
-            from clrplug import builtin_policies
+            from clrplug import builtin
 
-            self._load_hook_plugin(builtin_policies, "clrplug.builtin", BUILTIN)
+            self._load_hook_plugin(builtin, "clrplug.builtin", BUILTIN)
             for ep, source in self._entry_points(ENTRY_POINT_GROUP):
                 try:
                     plugin = ep.load()
@@ -222,44 +228,37 @@ class PolicyRegistry:
                     continue
                 self._load_hook_plugin(plugin, f"{source.distribution}:{ep.name}", source)
             for ep, source in self._entry_points(POLICY_ENTRY_POINT_GROUP):
-                try:
-                    policy = ep.load()
-                    if not isinstance(policy, Policy):
-                        raise InvalidPolicyError(
-                            f"entry point {ep.value!r} is a {type(policy).__name__}, "
-                            "not a clrplug.Policy."
-                        )
-                    if policy.name != ep.name:
-                        raise InvalidPolicyError(
-                            f"entry point name {ep.name!r} differs from the policy's "
-                            f"name {policy.name!r}; they must be equal."
-                        )
-                except _PLUGIN_ERRORS as exc:
-                    self._fail(source, exc)
-                    continue
-                self._add([replace(policy, source=source)])
+                self._load_record_entry_point(ep, source)
 
     # -- queries ---------------------------------------------------------------------
 
-    def get(self, name: str) -> Policy:
-        """The policy registered as ``name``.
+    @staticmethod
+    def _kind(kind: str) -> str:
+        if kind not in RECORD_TYPES:
+            raise InvalidArgumentError(f"kind must be one of {list(RECORD_TYPES)}, got {kind!r}.")
+        return kind
+
+    def get(self, name: str, kind: str = "policy") -> Any:
+        """The record of ``kind`` registered as ``name``.
 
         Raises:
-            UnknownPolicyError: no such policy (the message lists every name).
-            PolicyConflictError: more than one source registered it.
+            UnknownNameError: no such record (the message lists every name of that kind);
+                :class:`UnknownPolicyError` for policies.
+            NameConflictError: more than one source registered it;
+                :class:`PolicyConflictError` for policies.
         """
+        kind = self._kind(kind)
         if not isinstance(name, str):
-            raise InvalidArgumentError(
-                f"a policy name must be a str, got {type(name).__name__} {name!r}."
-            )
+            raise InvalidArgumentError(f"a {kind} name must be a str, got {type(name).__name__} {name!r}.")
         self.load()
-        key = _key(name)
+        key = name_key(name)
+        unknown, conflict = _errors_for(kind)
         with self._lock:
-            candidates = self._candidates.get(key)
+            candidates = self._candidates.get((kind, key))
             if not candidates:
-                raise UnknownPolicyError(name, self.names(), self._failure_hint())
+                raise unknown(name, self.names(kind), self._failure_hint(), kind=kind)
             if len(candidates) > 1:
-                raise PolicyConflictError(key, [str(p.source) for p in candidates])
+                raise conflict(key, [str(r.source) for r in candidates], kind=kind)
             return candidates[0]
 
     def _failure_hint(self) -> str:
@@ -268,24 +267,28 @@ class PolicyRegistry:
         failed = ", ".join(str(f.source) for f in self._failures)
         return f"(Some plugins failed to load and may provide it: {failed}; see `clrplug policies`.)"
 
-    def names(self) -> list[str]:
-        """Every registered name, conflicting ones included, sorted."""
+    def names(self, kind: str = "policy") -> list[str]:
+        """Every registered name of ``kind``, conflicting ones included, sorted."""
+        kind = self._kind(kind)
         self.load()
         with self._lock:
-            return sorted(self._candidates)
+            return sorted(name for k, name in self._candidates if k == kind)
+
+    def records(self, kind: str = "policy") -> list[Any]:
+        """Every record of ``kind``, sorted by name; a conflicting name appears once per source."""
+        return [r for name in self.names(kind) for r in self._candidates[(kind, name)]]
 
     def policies(self) -> list[Policy]:
-        """Every registered policy, sorted by name; a conflicting name appears once per source."""
-        self.load()
-        with self._lock:
-            return [p for name in sorted(self._candidates) for p in self._candidates[name]]
+        """Every registered policy (see :meth:`records`)."""
+        return self.records("policy")
 
-    def conflicts(self) -> Mapping[str, list[Policy]]:
-        """Names registered by more than one source."""
+    def conflicts(self, kind: str = "policy") -> Mapping[str, list[Any]]:
+        """Names of ``kind`` registered by more than one source."""
+        kind = self._kind(kind)
         self.load()
         with self._lock:
             return MappingProxyType(
-                {n: list(c) for n, c in self._candidates.items() if len(c) > 1}
+                {n: list(c) for (k, n), c in self._candidates.items() if k == kind and len(c) > 1}
             )
 
     def failures(self) -> list[PluginFailure]:
@@ -298,67 +301,77 @@ class PolicyRegistry:
         """The unique registered policy whose ``scale_fn`` is this very function, if any."""
         self.load()
         with self._lock:
-            matches = [
-                c[0] for c in self._candidates.values() if len(c) == 1 and c[0].scale_fn is scale_fn
+            matches: list[Any] = [
+                c[0]
+                for (kind, _), c in self._candidates.items()
+                if kind == "policy" and len(c) == 1 and getattr(c[0], "scale_fn", None) is scale_fn
             ]
         return matches[0] if len(matches) == 1 else None
 
     # -- runtime registration ----------------------------------------------------------
 
-    def register(self, policy: Policy, *, replace_existing: bool = False) -> Policy:
-        """Register ``policy`` in this process (source: runtime).
+    def register(self, record: Record, *, replace_existing: bool = False) -> Any:
+        """Register ``record`` in this process (source: runtime).
 
         Raises:
-            InvalidPolicyError: ``policy`` is not a :class:`Policy`.
-            PolicyConflictError: the name is taken (by a built-in, a plugin, or an earlier
-                runtime registration unless ``replace_existing``).
+            InvalidPolicyError: ``record`` is not a Policy, Waveform or SuggestionRule.
+            NameConflictError: the name is taken for that kind (by a built-in, a plugin, or
+                an earlier runtime registration unless ``replace_existing``).
         """
-        if not isinstance(policy, Policy):
+        if not _is_record(record):
             raise InvalidPolicyError(
-                f"register_policy() takes a clrplug.Policy, got {type(policy).__name__} {policy!r}."
+                "register_policy() takes a clrplug.Policy, Waveform or SuggestionRule, got "
+                f"{type(record).__name__} {record!r}."
             )
         self.load()
-        policy = replace(policy, source=RUNTIME)
+        record = replace(cast(Any, record), source=RUNTIME)
+        key = (record.kind, record.name)
         with self._lock:
-            existing = self._candidates.get(policy.name, [])
-            if existing:
-                if not (replace_existing and all(p.source.kind == "runtime" for p in existing)):
-                    raise PolicyConflictError(
-                        policy.name, [str(p.source) for p in existing] + ["runtime"]
-                    )
-            self._candidates[policy.name] = [policy]
-        return policy
-
-    def unregister(self, name: str) -> None:
-        """Remove a runtime registration (plugins and built-ins cannot be removed)."""
-        self.load()
-        key = _key(name)
-        with self._lock:
-            candidates = self._candidates.get(key, [])
-            if not candidates:
-                raise UnknownPolicyError(name, self.names())
-            if any(p.source.kind != "runtime" for p in candidates):
-                raise InvalidPolicyError(
-                    f"unregister_policy({name!r}): only policies registered at runtime can be "
-                    f"removed; {key!r} comes from {', '.join(str(p.source) for p in candidates)}."
+            existing = self._candidates.get(key, [])
+            if existing and not (
+                replace_existing and all(r.source.kind == "runtime" for r in existing)
+            ):
+                _, conflict = _errors_for(record.kind)
+                raise conflict(
+                    record.name, [str(r.source) for r in existing] + ["runtime"], kind=record.kind
                 )
-            del self._candidates[key]
+            self._candidates[key] = [record]
+        return record
+
+    def unregister(self, name: str, kind: str = "policy") -> None:
+        """Remove a runtime registration (plugins and built-ins cannot be removed)."""
+        kind = self._kind(kind)
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"a {kind} name must be a str, got {type(name).__name__} {name!r}.")
+        self.load()
+        key = name_key(name)
+        unknown, _ = _errors_for(kind)
+        with self._lock:
+            candidates = self._candidates.get((kind, key), [])
+            if not candidates:
+                raise unknown(name, self.names(kind), kind=kind)
+            if any(r.source.kind != "runtime" for r in candidates):
+                raise InvalidPolicyError(
+                    f"unregister({name!r}): only runtime registrations can be removed; {kind} "
+                    f"{key!r} comes from {', '.join(str(r.source) for r in candidates)}."
+                )
+            del self._candidates[(kind, key)]
 
 
-_default: PolicyRegistry | None = None
+_default: Registry | None = None
 _default_lock = threading.Lock()
 
 
-def default_registry() -> PolicyRegistry:
+def default_registry() -> Registry:
     """The process-wide registry (created on first use)."""
     global _default
     with _default_lock:
         if _default is None:
-            _default = PolicyRegistry()
+            _default = Registry()
         return _default
 
 
-def set_default_registry(registry: PolicyRegistry | None) -> PolicyRegistry | None:
+def set_default_registry(registry: Registry | None) -> Registry | None:
     """Swap the process-wide registry (tests); returns the previous one."""
     global _default
     with _default_lock:

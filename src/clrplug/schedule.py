@@ -1,99 +1,394 @@
-"""``CyclicalSchedule``: the cyclical rate applied inside the compiled train step.
+"""The schedules: ``CyclicalSchedule``, ``OneCycleSchedule``, and the rate the callbacks install.
 
-Keras optimizers call their ``LearningRateSchedule`` with the optimizer's own
-iteration counter inside the compiled step (as ``CosineDecay`` runs), so the
-rate is exact at every step, with ``steps_per_execution`` too, and resumes with
-the counter restored from a checkpoint.
-
-Design: **a table of rates, indexed by the integer step.** The schedule does not
-re-implement the formula with backend ops. It evaluates
-:func:`clrplug.formula.rates` (the one source of truth, float64, vectorised, any
-numpy policy) on the host for a window of iterations, stores the result as a
-float32 table, and the compiled step does one subtraction, one clip and one
-gather. So:
-
-- the rate is the float64 formula rounded to float32 at any iteration (the index
-  is integer arithmetic: no drift at 10^8 steps), on every backend;
-- plugin authors write numpy; nothing of theirs runs per step;
-- the per-step cost is three scalar operations (on PyTorch, which runs the step
-  eagerly, a Python lookup returning a float).
-
-The table is a constant of the traced train function. When a run needs
-iterations outside the window, :meth:`ensure_window` computes a new one and bumps
-:attr:`version`; :class:`clrplug.CyclicLR` then rebuilds the train function once.
-Windows start at the cycle's start and grow fourfold (up to ``MAX_WINDOW``
-entries, then slide), so repeated ``fit()`` calls rarely need a new trace.
-Resets (:meth:`reset`) change the bounds and the iteration the new cycle starts
-at (``cycle_start``) and likewise bump :attr:`version`. Saving stores plain
-numbers and the policy's registered name, never code.
-
-Used on its own (``SGD(learning_rate=CyclicalSchedule(...))``) the first window
-covers ``horizon`` steps (default ``2**20``); beyond it the last tabulated rate is
-held (PyTorch computes the exact rate instead). Pass ``horizon=`` for longer
-runs, or use :class:`clrplug.CyclicLR`, which slides the window as training goes.
+Both schedules are Keras ``LearningRateSchedule``s computing their rate inside
+the compiled step from the optimizer's counter. Stand-alone their numbers are
+constants; bound to an optimizer (the callbacks bind them) the numbers live in
+optimizer variables, so resets, holds and checkpoints change them without a new
+trace. Saving stores plain numbers and registered names, never code.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import numpy as np
 from keras import ops
 
-from clrplug.errors import ClrplugError, InvalidArgumentError, UnknownPolicyError
-from clrplug.formula import Cycle, Scale, check_cycle, rates, resolve_scale
+from clrplug import checks
+from clrplug.cycle import (
+    INT32_MAX,
+    Bounds,
+    Geometry,
+    Momentum,
+    OneCycle,
+    Scale,
+    check_bounds,
+    check_geometry,
+    check_momentum,
+    check_one_cycle,
+    resolve_scale,
+    resolve_waveform,
+)
+from clrplug.engine import compat, step, twins
+from clrplug.engine.state import PackedState
+from clrplug.errors import (
+    ClrplugError,
+    InvalidArgumentError,
+    PolicyEvaluationError,
+    UnknownNameError,
+)
+from clrplug.formula import cyclic_values, one_cycle_values
+from clrplug.records import USER, Waveform
 from clrplug.registry import default_registry
 
-__all__ = ["DEFAULT_HORIZON", "MAX_WINDOW", "CyclicalSchedule"]
+__all__ = ["TABLE_SIZE", "CyclicalSchedule", "OneCycleSchedule", "OptimizerRate"]
 
-#: Training steps a stand-alone schedule's first table covers.
-DEFAULT_HORIZON = 2**20
-#: Largest table (entries, float32) the schedule keeps at once: 16 MB.
-MAX_WINDOW = 2**22
-# Smallest table CyclicLR builds (256 kB): most runs never need a second one.
-_MIN_WINDOW = 2**16
-
-
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, int(n) - 1).bit_length()
+#: Entries of the scale table a policy without a keras.ops twin is read from (256 KiB).
+TABLE_SIZE = 2**16
+_COMMON_INTS = ("accumulation", "hold")
+_COMMON_FLOATS = ("held_lr", "held_momentum")
 
 
 @dataclass(frozen=True)
-class _Window:
-    start: int  # first cycle iteration in the table
-    rates: np.ndarray  # float32 learning rates for cycle iterations start, start + 1, ...
+class _Hold:
+    """A plain rate (and momentum) in force instead of the schedule's, when ``on``."""
+
+    on: bool = False
+    rate: float = 0.0
+    momentum: float = 0.0
+
+
+def _step_value(step: Any) -> int:
+    return int(getattr(step, "value", step))
+
+
+class _EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """What both schedules share: state, binding to an optimizer, holding, evaluation."""
+
+    _INTS: ClassVar[tuple[str, ...]]
+    _FLOATS: ClassVar[tuple[str, ...]]
+
+    def __init__(
+        self,
+        *,
+        momentum: Momentum | None,
+        accumulation_steps: int,
+        hold: _Hold,
+        saved_bound: bool,
+        name: str,
+    ) -> None:
+        super().__init__()
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"name must be a string, got {name!r}.")
+        self.name = name
+        self._momentum = momentum
+        self._accumulation = checks.integer("accumulation_steps", accumulation_steps, low=1, high=INT32_MAX)
+        checks.real("held_lr", hold.rate, low=0.0)
+        checks.real("held_momentum", hold.momentum, low=0.0, high=1.0)
+        self._hold = hold
+        self._packed = PackedState((*self._INTS, *_COMMON_INTS), (*self._FLOATS, *_COMMON_FLOATS), "clrplug")
+        self._optimizer: Any = None
+        self._momentum_variable: Any = None
+        self._own_momentum: float | None = None
+        self._saved_bound = saved_bound
+        self._version: Any = None
+
+    # -- the fields the state variables hold ------------------------------------------
+
+    def _fields(self) -> tuple[dict[str, int], dict[str, float]]:
+        ints, floats = self._own_fields()
+        ints.update(accumulation=self._accumulation, hold=int(self._hold.on))
+        floats.update(held_lr=self._hold.rate, held_momentum=self._hold.momentum)
+        return ints, floats
+
+    def _own_fields(self) -> tuple[dict[str, int], dict[str, float]]:
+        raise NotImplementedError
+
+    def _set_own_fields(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
+        raise NotImplementedError
+
+    def _store(self) -> None:
+        """Write the host's numbers into the variables (once bound)."""
+        self._packed.write(*self._fields())
+        self._remember_version()
+
+    def _remember_version(self) -> None:
+        if self._packed.bound and keras.backend.backend() == "torch":
+            self._version = self._packed.version()
+
+    def state_key(self) -> tuple[Any, ...]:
+        """The numbers that define the schedule now, for comparisons."""
+        ints, floats = self._fields()
+        return tuple(sorted(ints.items())) + tuple(sorted(floats.items()))
+
+    def refresh(self) -> None:
+        """Read the numbers back from the variables, e.g. after a checkpoint was loaded.
+
+        On JAX, call it only while the trainer's state is in the variables (outside
+        ``fit``, or after ``Callback.model`` was read).
+        """
+        if not self._packed.bound:
+            return
+        ints, floats = self._packed.read()
+        self._accumulation = ints["accumulation"]
+        self._hold = _Hold(bool(ints["hold"]), floats["held_lr"], floats["held_momentum"])
+        self._set_own_fields(ints, floats)
+        self._remember_version()
+
+    # -- binding ------------------------------------------------------------------------
 
     @property
-    def stop(self) -> int:
-        return self.start + len(self.rates)
+    def bound(self) -> bool:
+        """Whether the schedule's numbers live in an optimizer's variables."""
+        return self._packed.bound
 
+    @property
+    def optimizer(self) -> Any:
+        """The optimizer the schedule is bound to, or None."""
+        return self._optimizer
 
-#: Largest stand-alone table (entries): 512 MB of float32. CyclicLR slides a smaller one.
-MAX_HORIZON = 2**27
-_INT64_MAX = 2**63 - 1
+    @property
+    def variable_count(self) -> int:
+        """How many variables binding adds to the optimizer."""
+        return self._packed.variable_count + int(self._momentum is not None) + self._extra_variable_count()
 
+    def _extra_variable_count(self) -> int:
+        return 0
 
-def _int_arg(name: str, value: Any, minimum: int, maximum: int = _INT64_MAX) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or not minimum <= value <= maximum
-    ):
-        raise InvalidArgumentError(
-            f"{name} must be an integer in [{minimum}, {maximum}], got {value!r}."
+    def _bind_extra(self, optimizer: Any) -> None:
+        """Create variables beyond the packed state (a scale table)."""
+
+    def bind(self, optimizer: Any) -> None:
+        """Keep the schedule's numbers in ``optimizer``'s variables from now on.
+
+        ``CyclicLR`` and ``OneCycleLR`` call it; call it yourself only to reset or hold a
+        schedule you installed by hand, or to cycle momentum with one. It adds
+        :attr:`variable_count` variables to the optimizer (saved in its checkpoints),
+        so bind the same way before loading a checkpoint saved with a bound schedule.
+
+        Raises:
+            ClrplugError: the optimizer is not built yet, is bound to another schedule's
+                owner, or cannot cycle momentum when ``cycle_momentum=True``.
+        """
+        inner = compat.inner_optimizer(optimizer)
+        if self._optimizer is inner:
+            return
+        if self._optimizer is not None:
+            raise ClrplugError(
+                f"{type(self).__name__} {self.name!r} is already bound to optimizer "
+                f"{self._optimizer.name!r}; one schedule drives one optimizer."
+            )
+        if not getattr(inner, "built", False):
+            raise ClrplugError(
+                f"optimizer {inner.name!r} is not built yet, so the schedule's variables would "
+                "come before its own: build it first, model.optimizer.build("
+                "model.trainable_variables) (CyclicLR and OneCycleLR do it for you)."
+            )
+        attribute = None
+        if self._momentum is not None:
+            attribute = self.check_momentum_support(inner)
+        gradient_accumulation = getattr(inner, "gradient_accumulation_steps", None) or 1
+        self._accumulation = int(gradient_accumulation)
+        self._packed.bind(inner, *self._fields())
+        self._bind_extra(inner)
+        if attribute is not None:
+            self._own_momentum = float(getattr(inner, attribute))
+            with compat.variable_scope(inner):
+                self._momentum_variable = inner.add_variable(
+                    (), initializer=keras.initializers.Constant(self._own_momentum),
+                    dtype="float32", aggregation="only_first_replica", name="clrplug_momentum",
+                )
+            compat.drive_momentum(inner, self._momentum_variable, self._own_momentum)
+        self._optimizer = inner
+        self._saved_bound = True
+        self._remember_version()
+
+    def check_momentum_support(self, optimizer: Any) -> str:
+        """The attribute momentum cycling drives on ``optimizer``; refuses what cannot cycle."""
+        inner = compat.inner_optimizer(optimizer)
+        attribute = compat.momentum_attribute(inner)
+        if attribute is None:
+            raise InvalidArgumentError(
+                f"cycle_momentum=True needs an optimizer with a momentum to cycle: SGD with "
+                f"momentum > 0, or Adam, AdamW or Adamax (beta_1); got {type(inner).__name__}."
+            )
+        if attribute == "momentum" and not float(getattr(inner, attribute)) > 0:
+            raise InvalidArgumentError(
+                "cycle_momentum=True with SGD needs momentum > 0 (SGD keeps no velocity "
+                f"otherwise), got SGD(momentum={getattr(inner, attribute)!r}). Compile with "
+                "SGD(momentum=0.9), or pass cycle_momentum=False."
+            )
+        return attribute
+
+    def _clrplug_bind_for_load(self, optimizer: Any, extra: int) -> None:
+        """Called by the load hook: bind if the checkpoint holds exactly our variables."""
+        if not self.bound and self._saved_bound and extra == self.variable_count:
+            self.bind(optimizer)
+
+    # -- holding a plain rate ---------------------------------------------------------------
+
+    @property
+    def holding(self) -> bool:
+        """Whether a plain rate is in force instead of the schedule's."""
+        return self._hold.on
+
+    def hold(self, rate: Any, momentum: Any = None) -> None:
+        """Apply the plain rate ``rate`` from the next step on, until :meth:`release`.
+
+        ``momentum`` (when momentum is cycled) defaults to the optimizer's own. This is
+        what ``optimizer.learning_rate = rate`` does on an optimizer a clrplug callback
+        drives, and what the callbacks do when their ``fit`` ends.
+        """
+        value = checks.real("learning_rate", rate, low=0.0)
+        if momentum is None:
+            momentum = self._own_momentum if self._own_momentum is not None else 0.0
+        self._hold = _Hold(True, value, checks.real("momentum", momentum, low=0.0, high=1.0))
+        self._store()
+
+    def release(self) -> None:
+        """Let the schedule drive the rate again (the callbacks call it when ``fit`` begins)."""
+        if self._hold.on:
+            self._hold = dataclasses.replace(self._hold, on=False)
+            self._store()
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def _values(self, u: Any, *, checked: bool = True) -> tuple[Any, Any]:
+        """Float64 rate and momentum at update counts ``u``, ignoring any hold."""
+        raise NotImplementedError
+
+    def values_at(self, steps: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Float64 rate and momentum the schedule gives at raw optimizer counts ``steps``.
+
+        The reference values (:mod:`clrplug.formula`) for the current state, hold
+        included; what the compiled step applies, before its float32 rounding.
+        """
+        u = np.floor_divide(np.asarray(steps, dtype=np.int64), self._accumulation)
+        rates, momenta = self._values(u)
+        if self._hold.on:
+            rates = np.full(np.shape(u), self._hold.rate)
+            momenta = None if momenta is None else np.full(np.shape(u), self._hold.momentum)
+        return np.asarray(rates, dtype=np.float64), (
+            None if momenta is None else np.asarray(momenta, dtype=np.float64)
         )
-    return int(value)
+
+    def _in_step(self, u: Any, ints: Mapping[str, Any], floats: Mapping[str, Any]) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def __call__(self, step: Any) -> Any:
+        if self._momentum is not None and self._optimizer is None:
+            raise ClrplugError(
+                f"{type(self).__name__} {self.name!r} cycles momentum, so it must be bound to its "
+                "optimizer: schedule.bind(optimizer) once the optimizer is built, or use the "
+                "CyclicLR / OneCycleLR callback, which does it."
+            )
+        if compat.torch_eager():
+            return self._eager(step)
+        return self._compiled(step)
+
+    def _eager(self, step: Any) -> float:
+        """PyTorch runs the step eagerly: the float64 reference is cheaper than tensor ops."""
+        if self._packed.bound and self._packed.version() != self._version:
+            self.refresh()  # a checkpoint or another owner assigned the variables
+        if self._hold.on:
+            rate, moment = self._hold.rate, self._hold.momentum
+        else:
+            rate, moment = self._values(_step_value(step) // self._accumulation, checked=False)
+        if self._momentum_variable is not None:
+            compat.drive_momentum(self._optimizer, float(moment), self._own_momentum or 0.0)
+        return float(rate)
+
+    def _compiled(self, step: Any) -> Any:
+        t = ops.convert_to_tensor(step)
+        if not keras.backend.is_int_dtype(t.dtype):
+            t = ops.cast(ops.floor(t), "int32")
+        ints, floats = self._packed.tensors(*self._fields(), keras.backend.standardize_dtype(t.dtype))
+        u = ops.floor_divide(t, ints["accumulation"])
+        rate, moment = self._in_step(u, ints, floats)
+        held = ints["hold"] > 0
+        rate = ops.where(held, floats["held_lr"], rate)
+        if self._momentum_variable is not None:
+            self._momentum_variable.assign(ops.where(held, floats["held_momentum"], moment))
+        return rate
+
+    # -- serialisation --------------------------------------------------------------------------
+
+    def _current(self) -> None:
+        """Bring the host's numbers up to date before reporting them."""
+        if self._packed.bound:
+            try:
+                self.refresh()
+            except Exception:  # JAX mid-epoch, state not synced: the host's copy is current
+                pass
+
+    def _common_config(self) -> dict[str, Any]:
+        return {
+            "cycle_momentum": self._momentum is not None,
+            "base_momentum": self._momentum.base_momentum if self._momentum else 0.85,
+            "max_momentum": self._momentum.max_momentum if self._momentum else 0.95,
+            "accumulation_steps": self._accumulation,
+            "hold": self._hold.on,
+            "held_lr": self._hold.rate,
+            "held_momentum": self._hold.momentum,
+            "bound": self._saved_bound,
+            "name": self.name,
+        }
+
+    _COMMON_TYPES: ClassVar[Mapping[str, tuple[type, ...]]] = {
+        "cycle_momentum": (bool,),
+        "base_momentum": (int, float),
+        "max_momentum": (int, float),
+        "accumulation_steps": (int,),
+        "hold": (bool,),
+        "held_lr": (int, float),
+        "held_momentum": (int, float),
+        "bound": (bool,),
+        "name": (str,),
+    }
+    _CONFIG_TYPES: ClassVar[Mapping[str, tuple[type, ...]]]
+
+    @classmethod
+    def _checked_config(cls, config: Any) -> dict[str, Any]:
+        """Only plain values of known keys: loading a file never runs code from it."""
+        kind = cls.__name__
+        if not isinstance(config, Mapping):
+            raise InvalidArgumentError(f"{kind} config must be a dict, got {config!r}.")
+        allowed = {**cls._COMMON_TYPES, **cls._CONFIG_TYPES}
+        unknown = sorted(set(config) - set(allowed))
+        if unknown:
+            raise InvalidArgumentError(
+                f"{kind} config has unsupported key(s) {unknown}; allowed: {sorted(allowed)}. "
+                "Policies are stored by name, never as code."
+            )
+        for key, value in config.items():
+            types = allowed[key]
+            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+                raise InvalidArgumentError(
+                    f"{kind} config[{key!r}] must be {' or '.join(t.__name__ for t in types)}, "
+                    f"got {type(value).__name__} {value!r}."
+                )
+        return dict(config)
+
+    @staticmethod
+    def _pop_common(kwargs: dict[str, Any]) -> dict[str, Any]:
+        hold = _Hold(
+            kwargs.pop("hold", False),
+            float(kwargs.pop("held_lr", 0.0)),
+            float(kwargs.pop("held_momentum", 0.0)),
+        )
+        return {"_hold": hold, "_saved_bound": kwargs.pop("bound", False)}
 
 
-@keras.saving.register_keras_serializable(package="clrplug", name="CyclicalSchedule")
-class CyclicalSchedule(keras.optimizers.schedules.LearningRateSchedule):
+class CyclicalSchedule(_EngineSchedule):
     """Cyclical learning rate (Smith, arXiv:1506.01186) as a Keras schedule.
 
-    At optimizer step ``t`` the rate is :func:`clrplug.learning_rates` at cycle
-    iteration ``t - cycle_start``:
+    At optimizer step ``t`` (``u`` updates with gradient accumulation) the rate is
+    :func:`clrplug.learning_rates` at cycle iteration ``k = u - cycle_start``:
 
     ```
     cycle = floor(1 + k / (2 * step_size))
@@ -101,25 +396,32 @@ class CyclicalSchedule(keras.optimizers.schedules.LearningRateSchedule):
     lr = base_lr + (max_lr - base_lr) * max(0, 1 - x) * scale_fn(cycle or k)
     ```
 
-    Most users want :class:`clrplug.CyclicLR`, which installs this schedule and
-    adds history and resets. Use the schedule directly to compile it into a model.
+    computed inside the compiled step, exact at any step. Most users want
+    :class:`clrplug.CyclicLR`, which installs one and adds history, resets and
+    momentum cycling; use the schedule directly as an optimizer's ``learning_rate``.
+    A policy without a ``keras.ops`` twin (a plain ``scale_fn``) cannot be evaluated
+    in the step for every step, so it is refused here: use ``CyclicLR``.
 
     Args:
         base_lr: lower boundary of the cycle. Default 0.001.
         max_lr: upper boundary of the cycle. Default 0.006.
-        step_size: training iterations per half cycle. Default 2000.
+        step_size: training iterations per half cycle (the rising half with
+            ``step_size_down``). Any integer, or a fraction with denominator <= 4096.
         mode: name of a registered policy (``clrplug policies`` lists them).
         gamma: the ``exp_range`` constant, in (0, 1].
-        scale_fn: a scale function ``f(x) -> [0, 1]`` used instead of ``mode``.
+        scale_fn: a scale function used instead of ``mode``.
         scale_mode: ``"cycle"`` or ``"iterations"``, for ``scale_fn``.
         policy_params: values for the policy's own parameters.
-        cycle_start: the optimizer iteration at which the current cycle began.
-        horizon: training steps the first table covers (stand-alone use, see above).
-        accumulation_steps: the optimizer's ``gradient_accumulation_steps``. Keras calls
-            schedules with the micro-batch count; an iteration here is one optimizer
-            update, i.e. ``accumulation_steps`` micro-batches. ``CyclicLR`` sets it.
-        origin: the bounds the schedule was first created with, before any reset
-            (kept in saved configs so a ``CyclicLR`` with the same arguments resumes it).
+        step_size_down: iterations of the falling half; None for symmetric cycles.
+        waveform: the shape within a cycle: ``"triangular"`` (default), ``"cosine"``,
+            ``"welch"`` or a plugin's.
+        cycle_momentum: also cycle the optimizer's momentum (SGD's ``momentum``, Adam's
+            ``beta_1``) inversely to the rate; needs the schedule bound (:meth:`bind`).
+        base_momentum: momentum at the peak rate.
+        max_momentum: momentum at ``base_lr``.
+        cycle_start: the optimizer update at which the current cycle began.
+        accumulation_steps: micro-batches per update (set from the optimizer on bind).
+        origin: the bounds the schedule was first created with, before any reset.
         name: the schedule's name.
 
     Example:
@@ -134,6 +436,9 @@ class CyclicalSchedule(keras.optimizers.schedules.LearningRateSchedule):
     ```
     """
 
+    _INTS = ("cycle_start", "up", "down", "denominator", "table_origin")
+    _FLOATS = ("base_lr", "max_lr", "base_momentum", "max_momentum")
+
     def __init__(
         self,
         base_lr: float = 0.001,
@@ -145,46 +450,85 @@ class CyclicalSchedule(keras.optimizers.schedules.LearningRateSchedule):
         scale_mode: str | None = None,
         policy_params: Mapping[str, float] | None = None,
         *,
+        step_size_down: float | None = None,
+        waveform: str | Waveform = "triangular",
+        cycle_momentum: bool = False,
+        base_momentum: float = 0.8,
+        max_momentum: float = 0.9,
         cycle_start: int = 0,
-        horizon: int = DEFAULT_HORIZON,
         accumulation_steps: int = 1,
         origin: Mapping[str, float] | None = None,
         name: str = "CyclicalSchedule",
+        _tabulate: bool = False,
+        _hold: _Hold = _Hold(),
+        _saved_bound: bool = False,
     ) -> None:
-        super().__init__()
-        cycle = check_cycle(base_lr, max_lr, step_size)
-        if origin is None:
-            self._origin = cycle
-        elif isinstance(origin, Mapping) and set(origin) == {"base_lr", "max_lr", "step_size"}:
-            self._origin = check_cycle(origin["base_lr"], origin["max_lr"], origin["step_size"])
-        else:
-            raise InvalidArgumentError(
-                f"origin must be a dict with keys base_lr, max_lr, step_size, got {origin!r}."
-            )
-        scale = resolve_scale(mode, gamma, scale_fn, scale_mode, policy_params)
-        self._cycle_start = _int_arg("cycle_start", cycle_start, 0)
-        self._horizon = _int_arg("horizon", horizon, 1, MAX_HORIZON)
-        self._accumulation = _int_arg("accumulation_steps", accumulation_steps, 1, 2**31 - 1)
-        if not isinstance(name, str):
-            raise InvalidArgumentError(f"name must be a string, got {name!r}.")
-        self.name = name
-        self._scale = scale
-        # A function given directly that is not a registered policy cannot be saved by name.
-        self._custom_fn = (
-            scale_fn is not None
-            and default_registry().find_by_scale_fn(scale_fn) is not scale.policy
+        bounds = check_bounds(base_lr, max_lr)
+        geometry = check_geometry(step_size, step_size_down)
+        momentum = (
+            check_momentum(base_momentum, max_momentum)
+            if checks.flag("cycle_momentum", cycle_momentum) else None
         )
-        self._cycle = cycle
-        self._built: _Window | None = None  # computed on first use
-        #: Increases whenever a value baked into a traced train function changes.
-        self.version = 0
+        scale = resolve_scale(mode, gamma, scale_fn, scale_mode, policy_params)
+        shape = resolve_waveform(waveform)
+        self._shape_twin = twins.shape_twin(shape)
+        try:
+            self._scale_twin = twins.scale_twin(scale)
+        except PolicyEvaluationError as exc:
+            if not _tabulate:
+                raise
+            warnings.warn(f"{exc} CyclicLR tabulates the numpy function instead.", UserWarning,
+                          stacklevel=3)
+            self._scale_twin = None
+        if self._scale_twin is None and not _tabulate:
+            raise InvalidArgumentError(
+                f"the scale function of {scale.policy.label} has no keras.ops twin (ops_fn), "
+                "so a stand-alone CyclicalSchedule cannot evaluate it inside the compiled step "
+                "at every step. Use clrplug.CyclicLR, which tabulates it as training goes, or "
+                "register it as a clrplug.Policy with an ops_fn."
+            )
+        super().__init__(
+            momentum=momentum, accumulation_steps=accumulation_steps, hold=_hold,
+            saved_bound=_saved_bound, name=name,
+        )
+        self._bounds = bounds
+        self._geometry = geometry
+        self._scale = scale
+        self._waveform = shape
+        self._cycle_start = checks.integer("cycle_start", cycle_start, low=-(2**62), high=2**62)
+        self._origin = self._check_origin(origin, bounds, geometry)
+        # The first x the table holds: cycles count from 1, cycle iterations from 0.
+        self._table_origin = 1 if scale.scale_mode == "cycle" else 0
+        self._table_variable: Any = None
+        # A function given directly that is not a registered policy cannot be saved by name.
+        self._user_fn = scale.policy.source is USER
 
-    # -- read-only views ------------------------------------------------------------
+    @staticmethod
+    def _check_origin(origin: Any, bounds: Bounds, geometry: Geometry) -> tuple[Bounds, Geometry]:
+        if origin is None:
+            return bounds, geometry
+        keys = {"base_lr", "max_lr", "step_size"}
+        if not isinstance(origin, Mapping) or not keys <= set(origin) <= keys | {"step_size_down"}:
+            raise InvalidArgumentError(
+                f"origin must be a dict with keys base_lr, max_lr, step_size (and "
+                f"step_size_down), got {origin!r}."
+            )
+        return (
+            check_bounds(origin["base_lr"], origin["max_lr"]),
+            check_geometry(origin["step_size"], origin.get("step_size_down")),
+        )
+
+    # -- what the schedule is -----------------------------------------------------------
 
     @property
-    def cycle(self) -> Cycle:
-        """The current ``base_lr``, ``max_lr`` and ``step_size``."""
-        return self._cycle
+    def bounds(self) -> Bounds:
+        """The current ``base_lr`` and ``max_lr``."""
+        return self._bounds
+
+    @property
+    def geometry(self) -> Geometry:
+        """The current step sizes."""
+        return self._geometry
 
     @property
     def scale(self) -> Scale:
@@ -192,82 +536,64 @@ class CyclicalSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return self._scale
 
     @property
-    def origin(self) -> Cycle:
-        """The bounds the schedule was created with, before any :meth:`reset`."""
-        return self._origin
+    def waveform(self) -> Waveform:
+        """The shape within a cycle."""
+        return self._waveform
+
+    @property
+    def momentum(self) -> Momentum | None:
+        """The momentum bounds, when momentum is cycled."""
+        return self._momentum
 
     @property
     def cycle_start(self) -> int:
-        """Optimizer iteration at which the current cycle began."""
+        """The optimizer update at which the current cycle began."""
         return self._cycle_start
 
-    # -- host-side formula -------------------------------------------------------------
-
-    def rates_at(self, iterations: Any) -> np.ndarray:
-        """The float64 rate at absolute optimizer iterations (via :func:`clrplug.learning_rates`)."""
-        t = np.asarray(iterations, dtype=np.float64)
-        return rates(np.maximum(t - self._cycle_start, 0.0), self._cycle, self._scale)
-
-    # -- the table ----------------------------------------------------------------------
+    @property
+    def origin(self) -> tuple[Bounds, Geometry]:
+        """The bounds and step sizes the schedule was created with, before any reset."""
+        return self._origin
 
     @property
-    def accumulation_steps(self) -> int:
-        """Micro-batches per optimizer update (``gradient_accumulation_steps``)."""
-        return self._accumulation
+    def tabulated(self) -> bool:
+        """Whether the scale is read from a table the callback keeps filled (no ops twin)."""
+        return self._scale_twin is None
 
-    def set_accumulation_steps(self, steps: int) -> None:
-        """Follow an optimizer's ``gradient_accumulation_steps`` (None or 0 meaning 1)."""
-        steps = _int_arg("accumulation_steps", steps or 1, 1)
-        if steps != self._accumulation:
-            self._accumulation = steps
-            self._changed()
+    # -- state ----------------------------------------------------------------------------
 
-    @property
-    def horizon(self) -> int:
-        """Steps the first table of a stand-alone schedule covers."""
-        return self._horizon
+    def _own_fields(self) -> tuple[dict[str, int], dict[str, float]]:
+        momentum = self._momentum or Momentum(0.0, 0.0)
+        return (
+            {
+                "cycle_start": self._cycle_start,
+                "up": self._geometry.up,
+                "down": self._geometry.down,
+                "denominator": self._geometry.denominator,
+                "table_origin": self._table_origin,
+            },
+            {
+                "base_lr": self._bounds.base_lr,
+                "max_lr": self._bounds.max_lr,
+                "base_momentum": momentum.base_momentum,
+                "max_momentum": momentum.max_momentum,
+            },
+        )
 
-    @property
-    def _window(self) -> _Window:
-        if self._built is None:
-            self._built = self._build_window(0, self._horizon)
-        return self._built
-
-    def _build_window(self, start: int, size: int) -> _Window:
-        k = np.arange(start, start + size, dtype=np.float64)
-        return _Window(start, rates(k, self._cycle, self._scale).astype(np.float32))
-
-    def ensure_window(self, first_iteration: int, last_iteration: int) -> bool:
-        """Make the table cover absolute iterations ``[first, last]`` (as far as it can).
-
-        Returns True if the table changed, i.e. a traced train function holding the
-        old one must be rebuilt. Tables start at the cycle's start with at least
-        ``2**16`` entries and grow fourfold, so a run needs a handful of rebuilds until
-        it reaches ``MAX_WINDOW`` entries; past that the window slides.
-        """
-        lo = max(0, int(first_iteration) - self._cycle_start)
-        hi = max(lo, int(last_iteration) - self._cycle_start)
-        window = self._built
-        if window is not None and window.start <= lo and hi < window.stop:
-            return False
-        if hi < MAX_WINDOW:
-            size = max(_MIN_WINDOW, _next_pow2(hi + 1))
-            if window is not None and window.start == 0:
-                size = max(size, 4 * len(window.rates))
-            self._built = self._build_window(0, min(size, MAX_WINDOW))
-        else:
-            self._built = self._build_window(lo, MAX_WINDOW)
-        self._changed()
-        return True
-
-    def covered_until(self) -> int:
-        """The last absolute iteration whose rate is in the current table."""
-        return self._cycle_start + self._window.stop - 1
-
-    def _changed(self) -> None:
-        self.version += 1
-
-    # -- resets ------------------------------------------------------------------------
+    def _set_own_fields(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
+        self._cycle_start = ints["cycle_start"]
+        self._table_origin = ints["table_origin"]
+        den = ints["denominator"]
+        if den < 1 or ints["up"] < 1 or ints["down"] < 1:
+            raise ClrplugError(
+                f"the cycle state read from {self._optimizer.name!r}'s variables is damaged "
+                f"(step sizes {ints['up']}/{den}, {ints['down']}/{den}); the checkpoint it was "
+                "loaded from is not a clrplug checkpoint of this schedule."
+            )
+        self._geometry = check_geometry(ints["up"] / den, ints["down"] / den)
+        self._bounds = check_bounds(floats["base_lr"], floats["max_lr"])
+        if self._momentum is not None:
+            self._momentum = check_momentum(floats["base_momentum"], floats["max_momentum"])
 
     def reset(
         self,
@@ -276,142 +602,387 @@ class CyclicalSchedule(keras.optimizers.schedules.LearningRateSchedule):
         step_size: float | None = None,
         *,
         cycle_start: int,
+        step_size_down: float | None = None,
     ) -> None:
-        """Start a new cycle at optimizer iteration ``cycle_start``, optionally with new bounds.
+        """Start a new cycle at update ``cycle_start``, optionally with new bounds.
 
-        Unspecified values are kept. All values are checked before anything changes.
+        Unspecified values are kept. Everything is checked before anything changes; on a
+        bound schedule the variables are assigned and the next step uses them.
         """
-        cycle = check_cycle(
-            self._cycle.base_lr if base_lr is None else base_lr,
-            self._cycle.max_lr if max_lr is None else max_lr,
-            self._cycle.step_size if step_size is None else step_size,
+        bounds = check_bounds(
+            self._bounds.base_lr if base_lr is None else base_lr,
+            self._bounds.max_lr if max_lr is None else max_lr,
         )
-        start = _int_arg("cycle_start", cycle_start, 0)
-        previous = (self._cycle, self._cycle_start)
-        self._cycle, self._cycle_start = cycle, start
-        try:
-            window = None if self._built is None else self._build_window(0, len(self._built.rates))
-        except Exception:
-            self._cycle, self._cycle_start = previous
-            raise
-        self._built = window
-        self._changed()
+        up = self._geometry.step_size if step_size is None else step_size
+        if step_size_down is not None:
+            down: float | None = step_size_down
+        elif self._geometry.symmetric:
+            down = None
+        else:
+            down = self._geometry.step_size_down
+        geometry = check_geometry(up, down)
+        start = checks.integer("cycle_start", cycle_start, low=-(2**62), high=2**62)
+        self._bounds, self._geometry, self._cycle_start = bounds, geometry, start
+        self._store()
 
-    # -- the compiled part -------------------------------------------------------------
+    # -- the scale table (policies without a keras.ops twin) ----------------------------
 
-    def __call__(self, step: Any) -> Any:
-        window = self._window
-        if keras.backend.backend() == "torch" and not _torch_compiling():
-            # PyTorch runs the step eagerly: a Python lookup is cheaper than any tensor op.
-            update = int(step) // self._accumulation
-            k = update - self._cycle_start
-            if window.start <= k < window.stop:
-                return float(window.rates[k - window.start])
-            return float(self.rates_at([update])[0])
-        step = ops.convert_to_tensor(step)
-        if not keras.backend.is_int_dtype(step.dtype):
-            step = ops.cast(ops.floor(step), "int32")
-        if self._accumulation > 1:
-            step = ops.floor_divide(step, self._accumulation)
-        position = ops.clip(step - (self._cycle_start + window.start), 0, len(window.rates) - 1)
-        return ops.take(ops.convert_to_tensor(window.rates), position)
+    def _extra_variable_count(self) -> int:
+        return int(self.tabulated)
 
-    # -- serialisation -------------------------------------------------------------------
+    def _bind_extra(self, optimizer: Any) -> None:
+        if self.tabulated:
+            with compat.variable_scope(optimizer):
+                self._table_variable = optimizer.add_variable(
+                    (TABLE_SIZE,), initializer="zeros", dtype="float32", name="clrplug_scale_table"
+                )
+            self._fill_table(self._table_origin)
+
+    def table_x(self, updates: Any) -> np.ndarray:
+        """The x (cycle number or cycle iteration) the scale is read at for update counts."""
+        k = np.maximum(np.asarray(updates, dtype=np.float64) - self._cycle_start, 0.0)
+        if self._scale.scale_mode == "iterations":
+            return k
+        return np.floor(k * self._geometry.denominator / self._geometry.period) + 1.0
+
+    def ensure_table(self, first_update: int, last_update: int) -> bool:
+        """Make the table cover the updates ``first..last`` (refilled in place if not).
+
+        Returns True if the table was refilled (on JAX, sync the trainer's state before).
+        """
+        if not self.tabulated:
+            return False
+        first, last = (int(x) for x in self.table_x([first_update, last_update]))
+        if self.table_covers(first, last):
+            return False
+        if last - first >= TABLE_SIZE:
+            raise ClrplugError(
+                f"{last - first + 1} values of {self._scale.policy.label} are needed at once, "
+                f"more than the scale table's {TABLE_SIZE}; lower steps_per_execution."
+            )
+        self._fill_table(first)
+        return True
+
+    def table_covers(self, first_x: float, last_x: float) -> bool:
+        """Whether the table holds the scale at every x from ``first_x`` to ``last_x``."""
+        return self._table_origin <= first_x and last_x < self._table_origin + TABLE_SIZE
+
+    def _fill_table(self, origin: int) -> None:
+        x = origin + np.arange(TABLE_SIZE, dtype=np.float64)
+        values = self._scale(x).astype(np.float32)
+        self._table_origin = origin
+        if self._table_variable is not None:
+            self._table_variable.assign(values)
+        self._store()
+
+    # -- evaluation -------------------------------------------------------------------------
+
+    def _values(self, u: Any, *, checked: bool = True) -> tuple[Any, Any]:
+        k = np.maximum(u - self._cycle_start, 0)
+        return cyclic_values(
+            k, self._geometry, self._scale, self._waveform, self._bounds, self._momentum,
+            checked=checked,
+        )
+
+    def _in_step(self, u: Any, ints: Mapping[str, Any], floats: Mapping[str, Any]) -> tuple[Any, Any]:
+        scale = self._scale_twin
+        if scale is None:
+            if self._table_variable is None:
+                raise ClrplugError(
+                    f"{self._scale.policy.label} is read from a scale table, which only a bound "
+                    "schedule has: use clrplug.CyclicLR."
+                )
+            table, origin = self._table_variable, ints["table_origin"]
+
+            def scale(x: Any) -> Any:
+                return ops.take(table, ops.clip(x - origin, 0, TABLE_SIZE - 1))
+
+        return step.cyclic(
+            u, ints, floats, shape=self._shape_twin, scale=scale,
+            scale_mode=self._scale.scale_mode, momentum=self._momentum is not None,
+        )
+
+    # -- serialisation ------------------------------------------------------------------------
 
     def get_config(self) -> dict[str, Any]:
-        """Plain numbers and the policy's registered name: never a function."""
-        if self._custom_fn:
+        """Plain numbers and registered names: never a function."""
+        if self._user_fn:
             fn = self._scale.policy.scale_fn
             raise ClrplugError(
-                f"CyclicalSchedule cannot be saved: its scale_fn "
-                f"{getattr(fn, '__name__', fn)!r} is not a registered policy, and clrplug "
-                "stores policies by name only (it never pickles code). Register it, e.g. "
-                "clrplug.register_policy(clrplug.Policy('my_policy', scale_fn, scale_mode="
-                f"{self._scale.scale_mode!r})) or ship it as a plugin (docs/writing-a-plugin.md), "
-                "then use mode='my_policy'."
+                f"CyclicalSchedule cannot be saved: its scale_fn {getattr(fn, '__name__', fn)!r} is "
+                "not a registered policy, and clrplug stores policies by name only (it never "
+                "pickles code). Register it, e.g. clrplug.register_policy(clrplug.Policy("
+                f"'my_policy', scale_fn, scale_mode={self._scale.scale_mode!r})) or ship it as a "
+                "plugin (docs/writing-a-plugin.md), then use mode='my_policy'."
             )
+        self._current()
+        origin_bounds, origin_geometry = self._origin
         return {
-            "base_lr": self._cycle.base_lr,
-            "max_lr": self._cycle.max_lr,
-            "step_size": self._cycle.step_size,
+            "base_lr": self._bounds.base_lr,
+            "max_lr": self._bounds.max_lr,
+            "step_size": self._geometry.step_size,
+            "step_size_down": None if self._geometry.symmetric else self._geometry.step_size_down,
             "mode": self._scale.policy.name,
             "policy_params": dict(self._scale.params),
+            "waveform": self._waveform.name,
             "cycle_start": self._cycle_start,
-            "horizon": self._horizon,
-            "accumulation_steps": self._accumulation,
+            "tabulated": self.tabulated,
             "distribution": self._scale.policy.source.distribution,
             "origin": {
-                "base_lr": self._origin.base_lr,
-                "max_lr": self._origin.max_lr,
-                "step_size": self._origin.step_size,
+                "base_lr": origin_bounds.base_lr,
+                "max_lr": origin_bounds.max_lr,
+                "step_size": origin_geometry.step_size,
+                "step_size_down": (
+                    None if origin_geometry.symmetric else origin_geometry.step_size_down
+                ),
             },
-            "name": self.name,
+            **self._common_config(),
         }
 
-    _CONFIG_TYPES: Mapping[str, tuple[type, ...]] = {
+    _CONFIG_TYPES: ClassVar[Mapping[str, tuple[type, ...]]] = {
         "base_lr": (int, float),
         "max_lr": (int, float),
         "step_size": (int, float),
+        "step_size_down": (int, float, type(None)),
         "mode": (str,),
         "gamma": (int, float),
         "scale_mode": (str, type(None)),
         "policy_params": (dict, type(None)),
+        "waveform": (str,),
         "cycle_start": (int,),
-        "horizon": (int,),
-        "accumulation_steps": (int,),
+        "tabulated": (bool,),
         "distribution": (str, type(None)),
         "origin": (dict, type(None)),
-        "name": (str,),
     }
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> CyclicalSchedule:
-        """Rebuild a schedule from :meth:`get_config`'s output.
-
-        Only plain values are accepted: a config that carries code (a function, a
-        serialised object, a ``scale_fn``) is refused, so loading a file never runs code
-        from it.
-        """
-        if not isinstance(config, Mapping):
-            raise InvalidArgumentError(f"CyclicalSchedule config must be a dict, got {config!r}.")
-        unknown = sorted(set(config) - set(cls._CONFIG_TYPES))
-        if unknown:
-            raise InvalidArgumentError(
-                f"CyclicalSchedule config has unsupported key(s) {unknown}; allowed: "
-                f"{sorted(cls._CONFIG_TYPES)}. Policies are stored by name, never as code."
-            )
-        for key, value in config.items():
-            allowed = cls._CONFIG_TYPES[key]
-            if isinstance(value, bool) or not isinstance(value, allowed):
-                raise InvalidArgumentError(
-                    f"CyclicalSchedule config[{key!r}] must be "
-                    f"{' or '.join(t.__name__ for t in allowed)}, got {type(value).__name__} "
-                    f"{value!r}."
-                )
-        params = config.get("policy_params") or {}
-        for key, value in params.items():
+        """Rebuild a schedule from :meth:`get_config`'s output (plain values only)."""
+        kwargs = cls._checked_config(config)
+        for key, value in (kwargs.get("policy_params") or {}).items():
             if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise InvalidArgumentError(
                     f"CyclicalSchedule config['policy_params'] must map names to numbers, got "
                     f"{key!r}: {value!r}."
                 )
-        kwargs = dict(config)
         distribution = kwargs.pop("distribution", None)
+        kwargs["_tabulate"] = kwargs.pop("tabulated", False)
+        kwargs.update(cls._pop_common(kwargs))
         try:
             return cls(**kwargs)
-        except UnknownPolicyError as exc:
+        except UnknownNameError as exc:
             if not distribution or distribution == "clrplug":
                 raise
-            raise UnknownPolicyError(
-                exc.name,
-                exc.available,
-                f"The saved schedule's policy came from the distribution {distribution!r}: "
+            raise type(exc)(
+                exc.name, exc.available,
+                f"The saved schedule's {exc.kind} came from the distribution {distribution!r}: "
                 f"`pip install {distribution}` to load it.",
-                argument="mode",
+                argument="mode", kind=exc.kind,
             ) from None
 
 
-def _torch_compiling() -> bool:
-    import torch
+class OneCycleSchedule(_EngineSchedule):
+    """Smith's 1cycle (arXiv:1803.09820) as a Keras schedule, PyTorch's ``OneCycleLR``.
 
-    return bool(torch.compiler.is_compiling())
+    The rate warms up from ``max_lr / div_factor`` to ``max_lr`` over ``pct_start`` of
+    ``total_steps`` and anneals to ``max_lr / div_factor / final_div_factor`` (with
+    ``three_phase``, back to the initial rate first); momentum moves the other way.
+    Past ``total_steps`` the final rate is held (PyTorch raises). The arguments and
+    defaults are PyTorch's; :func:`clrplug.one_cycle_rates` gives the values.
+
+    Args:
+        max_lr: the peak rate.
+        total_steps: optimizer updates of the whole cycle.
+        pct_start: fraction of the cycle spent warming up, in (0, 1).
+        anneal_strategy: ``"cos"`` or ``"linear"``.
+        div_factor: ``initial_lr = max_lr / div_factor``.
+        final_div_factor: ``min_lr = initial_lr / final_div_factor``.
+        three_phase: anneal back to ``initial_lr`` before the final annealing.
+        cycle_momentum: cycle the optimizer's momentum inversely (needs :meth:`bind`).
+        base_momentum: momentum at the peak rate.
+        max_momentum: momentum at the start and the end.
+        start: the optimizer update at which the cycle begins.
+        accumulation_steps: micro-batches per update (set from the optimizer on bind).
+        name: the schedule's name.
+
+    Example:
+
+    ```python
+    from clrplug import OneCycleSchedule
+
+    schedule = OneCycleSchedule(max_lr=0.1, total_steps=1000, cycle_momentum=False)
+    assert abs(float(schedule(0)) - 0.004) < 1e-9 and abs(float(schedule(299)) - 0.1) < 1e-7
+    ```
+    """
+
+    _INTS = ("start", "total_steps")
+    _FLOATS = tuple(
+        f"{field}{i}" for i in range(3) for field in ("end", "lr_from", "lr_to", "m_from", "m_to")
+    )
+
+    def __init__(
+        self,
+        max_lr: float,
+        total_steps: int,
+        pct_start: float = 0.3,
+        anneal_strategy: str = "cos",
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        three_phase: bool = False,
+        *,
+        cycle_momentum: bool = True,
+        base_momentum: float = 0.85,
+        max_momentum: float = 0.95,
+        start: int = 0,
+        accumulation_steps: int = 1,
+        name: str = "OneCycleSchedule",
+        _hold: _Hold = _Hold(),
+        _saved_bound: bool = False,
+    ) -> None:
+        momentum = (
+            check_momentum(base_momentum, max_momentum)
+            if checks.flag("cycle_momentum", cycle_momentum) else None
+        )
+        spec = check_one_cycle(
+            max_lr, total_steps, pct_start, anneal_strategy, div_factor, final_div_factor,
+            three_phase, momentum,
+        )
+        super().__init__(
+            momentum=momentum, accumulation_steps=accumulation_steps, hold=_hold,
+            saved_bound=_saved_bound, name=name,
+        )
+        self._spec = spec
+        self._start = checks.integer("start", start, low=-(2**62), high=2**62)
+
+    @property
+    def spec(self) -> OneCycle:
+        """The validated arguments."""
+        return self._spec
+
+    @property
+    def start(self) -> int:
+        """The optimizer update at which the cycle begins."""
+        return self._start
+
+    @property
+    def total_steps(self) -> int:
+        return self._spec.total_steps
+
+    def restart(self, *, start: int, total_steps: int | None = None) -> None:
+        """Begin the cycle at update ``start`` (over ``total_steps`` updates, if given)."""
+        spec = self._spec
+        if total_steps is not None:
+            spec = check_one_cycle(
+                spec.max_lr, total_steps, spec.pct_start, spec.anneal_strategy, spec.div_factor,
+                spec.final_div_factor, spec.three_phase, spec.momentum,
+            )
+        self._spec, self._start = spec, checks.integer("start", start, low=-(2**62), high=2**62)
+        self._store()
+
+    def _own_fields(self) -> tuple[dict[str, int], dict[str, float]]:
+        floats: dict[str, float] = {name: 0.0 for name in self._FLOATS}
+        for i, (end, lr0, lr1, m0, m1) in enumerate(self._spec.phases):
+            floats.update({f"end{i}": end, f"lr_from{i}": lr0, f"lr_to{i}": lr1,
+                           f"m_from{i}": m0, f"m_to{i}": m1})
+        return {"start": self._start, "total_steps": self._spec.total_steps}, floats
+
+    def _set_own_fields(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
+        self._start = ints["start"]
+        if ints["total_steps"] != self._spec.total_steps:
+            spec = self._spec
+            self._spec = check_one_cycle(
+                spec.max_lr, ints["total_steps"], spec.pct_start, spec.anneal_strategy,
+                spec.div_factor, spec.final_div_factor, spec.three_phase, spec.momentum,
+            )
+
+    def _values(self, u: Any, *, checked: bool = True) -> tuple[Any, Any]:
+        rates, momenta = one_cycle_values(np.maximum(np.asarray(u) - self._start, 0), self._spec)
+        if not checked:
+            return float(rates), (None if momenta is None else float(momenta))
+        return rates, momenta
+
+    def _in_step(self, u: Any, ints: Mapping[str, Any], floats: Mapping[str, Any]) -> tuple[Any, Any]:
+        return step.one_cycle(
+            u, ints, floats, phases=len(self._spec.phases), strategy=self._spec.anneal_strategy,
+            momentum=self._momentum is not None,
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        """Plain numbers only."""
+        self._current()
+        spec = self._spec
+        return {
+            "max_lr": spec.max_lr,
+            "total_steps": spec.total_steps,
+            "pct_start": spec.pct_start,
+            "anneal_strategy": spec.anneal_strategy,
+            "div_factor": spec.div_factor,
+            "final_div_factor": spec.final_div_factor,
+            "three_phase": spec.three_phase,
+            "start": self._start,
+            **self._common_config(),
+        }
+
+    _CONFIG_TYPES: ClassVar[Mapping[str, tuple[type, ...]]] = {
+        "max_lr": (int, float),
+        "total_steps": (int,),
+        "pct_start": (int, float),
+        "anneal_strategy": (str,),
+        "div_factor": (int, float),
+        "final_div_factor": (int, float),
+        "three_phase": (bool,),
+        "start": (int,),
+    }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> OneCycleSchedule:
+        """Rebuild a schedule from :meth:`get_config`'s output (plain values only)."""
+        kwargs = cls._checked_config(config)
+        kwargs.update(cls._pop_common(kwargs))
+        return cls(**kwargs)
+
+
+class OptimizerRate:
+    """The rate a clrplug callback installs on its optimizer: a schedule at the optimizer's step.
+
+    Keras calls it with no argument each step; ``optimizer.learning_rate = 0.01``
+    (as ``ReduceLROnPlateau`` and ``LearningRateScheduler`` do) calls :meth:`assign`,
+    which holds that plain rate until a clrplug callback's next ``fit`` releases it.
+    """
+
+    def __init__(self, schedule: _EngineSchedule) -> None:
+        self.schedule = schedule
+
+    def __call__(self) -> Any:
+        optimizer = self.schedule.optimizer
+        if optimizer is None:
+            raise ClrplugError(
+                "this clrplug rate was loaded without its optimizer's state (its schedule is not "
+                "bound): load the model with its optimizer (keras.models.load_model with "
+                "compile=True), or use the CyclicLR / OneCycleLR callback again."
+            )
+        return self.schedule(compat.counter(optimizer))
+
+    def assign(self, value: Any) -> None:
+        """Hold the plain rate ``value`` (``optimizer.learning_rate = value``)."""
+        self.schedule.hold(float(np.asarray(ops.convert_to_numpy(value))))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"schedule": keras.saving.serialize_keras_object(self.schedule)}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> OptimizerRate:
+        if not isinstance(config, Mapping) or set(config) != {"schedule"}:
+            raise InvalidArgumentError(f"OptimizerRate config must be {{'schedule': ...}}, got {config!r}.")
+        schedule = keras.saving.deserialize_keras_object(config["schedule"])
+        if not isinstance(schedule, _EngineSchedule):
+            raise InvalidArgumentError(
+                f"OptimizerRate config['schedule'] must be a clrplug schedule, got {type(schedule).__name__}."
+            )
+        return cls(schedule)
+
+
+for _cls in (CyclicalSchedule, OneCycleSchedule, OptimizerRate):
+    keras.saving.register_keras_serializable(package="clrplug", name=_cls.__name__)(_cls)
+compat.install_load_hook()
+_ = default_registry  # the registry is read through clrplug.cycle

@@ -12,7 +12,7 @@ import pytest
 
 import clrplug
 from clrplug.cli import main as clrplug_cli
-from clrplug.registry import PolicyRegistry
+from clrplug.registry import Registry
 from clrplug.testing import applied_rates, policies_of
 
 DIST = "clrplug-decay"
@@ -72,9 +72,9 @@ def test_clrplug_policies_lists_it_with_the_distribution(capsys):
 
 
 def test_allowlist_switch_leaves_it_out():
-    assert "exp_decay" in PolicyRegistry(environ={"CLRPLUG_PLUGINS": DIST}).names()
-    assert "exp_decay" not in PolicyRegistry(environ={"CLRPLUG_PLUGINS": ""}).names()
-    off = PolicyRegistry(environ={"CLRPLUG_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert "exp_decay" in Registry(environ={"CLRPLUG_PLUGINS": DIST}).names()
+    assert "exp_decay" not in Registry(environ={"CLRPLUG_PLUGINS": ""}).names()
+    off = Registry(environ={"CLRPLUG_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert "exp_decay" not in off.names()
 
 

@@ -6,10 +6,14 @@ iteration ``k`` is scaled by ``1 / base**(k * rate)``, with ``base=5`` and
 
 clrplug finds the :class:`clrplug.Policy` object :data:`exp_decay` through this
 distribution's ``clrplug.policies`` entry point named ``exp_decay``: no hook, no
-code runs but this module's import.
+code runs but this module's import. Its ``keras.ops`` twin runs it inside the
+compiled step.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import numpy as np
 
@@ -28,10 +32,18 @@ def exp_decay_scale(x: np.ndarray, base: float = 5.0, rate: float = 1e-4) -> np.
     return 1 / (base ** (x * rate))
 
 
+def _exp_decay_ops(x: Any, base: float = 5.0, rate: float = 1e-4) -> Any:
+    """The keras.ops twin: ``exp(-x * rate * ln(base))``, the constant taken in float64."""
+    from keras import ops  # imported by the engine only, never when the plugin loads
+
+    return ops.exp(ops.cast(x, "float32") * (-rate * math.log(base)))
+
+
 exp_decay = clrplug.Policy(
     "exp_decay",
     exp_decay_scale,
     "iterations",
     params={"base": 5.0, "rate": 1e-4},
     description="Triangular cycle scaled by 1/base**(cycle iterations * rate).",
+    ops_fn=_exp_decay_ops,
 )

@@ -1,32 +1,8 @@
-"""The conformance kit: checks that a policy is fit for the registry and the engine.
+"""The conformance kit: the checks a policy or waveform must pass to be fit for clrplug.
 
-A plugin author runs it from the plugin's own test suite:
-
-```
-import pytest
-from clrplug.testing import policies_of
-
-@pytest.mark.parametrize("name", policies_of("clrplug-mine"))
-def test_policy_conforms(name, clrplug_policy_check):
-    clrplug_policy_check(name)
-```
-
-:func:`check_policy` verifies what clrplug relies on: the policy registers and
-resolves by name; its scale values are finite and within ``[0, 1]`` over a long
-range of x (cycles 1 to 10^4, or iterations 0 to 10^7); it is vectorised (an array
-in gives an array of the same shape, equal to calling it on each x alone);
-deterministic; keeps no state between calls and leaves its input alone; its
-parameters have defaults and are accepted by name; and a
-:class:`~clrplug.CyclicalSchedule` using it round-trips through Keras
-serialisation. A failure raises :class:`PolicyConformanceError` naming the policy,
-where it came from, the property that broke and a value that breaks it.
-
-The module is also a pytest plugin (entry point ``pytest11``), so installing
-clrplug gives every test suite the ``clrplug_policy_check`` fixture and the
-``--clrplug-policy NAME`` option. Since pytest imports it at start-up wherever
-clrplug is installed, it imports no more than ``import clrplug`` does (numpy,
-pluggy, no plugin); Keras is imported only by the serialisation check and by
-:func:`applied_rates`.
+:func:`check_policy` and :func:`check_waveform` raise :class:`PolicyConformanceError`
+naming the record, its source, the property that broke and a value that breaks it.
+Keras is imported only by the twin and serialisation checks.
 """
 
 from __future__ import annotations
@@ -35,8 +11,7 @@ import inspect
 import json
 import math
 import os
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from typing import Any
@@ -45,22 +20,18 @@ import numpy as np
 
 from clrplug import registry as registry_module
 from clrplug.errors import ClrplugError
-from clrplug.policy import Policy
-
-try:  # the pytest half of the module; the checks work without pytest
-    import pytest
-except ImportError:  # pragma: no cover - pytest is not a dependency of clrplug
-    pytest = None  # type: ignore[assignment]
+from clrplug.records import Policy, Waveform
 
 __all__ = [
     "CYCLE_RANGE",
     "ITERATION_RANGE",
     "PROPERTIES",
     "PolicyConformanceError",
-    "applied_rates",
     "check_policy",
+    "check_waveform",
     "policies_of",
     "sample_x",
+    "waveforms_of",
 ]
 
 #: Cycle numbers a ``"cycle"`` policy is checked on (all of them).
@@ -85,12 +56,14 @@ PROPERTIES: Mapping[str, str] = {
     "input": "must not modify its input x",
     "deterministic": "must be deterministic: the same x gives the same value",
     "stateless": "must keep no state between calls",
+    "twin": "its keras.ops twin (ops_fn) must agree with its numpy function",
+    "ends": "must be 0 at the cycle's ends (t=0) and 1 at its peak (t=1)",
     "serialisation": "must round-trip through CyclicalSchedule serialisation",
 }
 
 
 class PolicyConformanceError(AssertionError):
-    """A policy breaks a property clrplug relies on.
+    """A policy (or waveform) breaks a property clrplug relies on.
 
     The message reads ``policy 'x' (from dist 1.0): <property>: <evidence>``, e.g.
     ``policy 'x' (from dist 1.0): scale values must be finite and within [0, 1]:
@@ -104,14 +77,21 @@ class PolicyConformanceError(AssertionError):
     """
 
     def __init__(
-        self, policy: str, source: str | None, prop: str, evidence: str, x: float | None = None
+        self,
+        policy: str,
+        source: str | None,
+        prop: str,
+        evidence: str,
+        x: float | None = None,
+        kind: str = "policy",
     ) -> None:
         self.policy = policy
         self.source = source
         self.property = prop
         self.x = x
+        self.kind = kind
         where = f"from {source}" if source is not None else "not registered"
-        super().__init__(f"policy {policy!r} ({where}): {PROPERTIES[prop]}: {evidence}")
+        super().__init__(f"{kind} {policy!r} ({where}): {PROPERTIES[prop]}: {evidence}")
 
 
 # -- sampling ------------------------------------------------------------------------
@@ -151,20 +131,23 @@ def _call_repr(x: float, params: Mapping[str, float]) -> str:
 
 
 class _Checker:
-    """One run of :func:`check_policy` over one policy and parameter set."""
+    """One run of a check over one record (a policy with a parameter set, or a waveform)."""
 
-    def __init__(self, policy: Policy, source: str | None, params: dict[str, float]) -> None:
-        self.policy = policy
+    def __init__(self, record: Policy | Waveform, source: str | None, params: dict[str, float]) -> None:
+        self.record = record
+        self.policy: Any = record  # the policy-only checks read it under this name
+        self.kind = record.kind
+        self.fn = record.scale_fn if isinstance(record, Policy) else record.shape_fn
         self.source = source
         self.params = params
 
     def fail(self, prop: str, evidence: str, x: float | None = None) -> PolicyConformanceError:
-        return PolicyConformanceError(self.policy.name, self.source, prop, evidence, x)
+        return PolicyConformanceError(self.record.name, self.source, prop, evidence, x, self.kind)
 
     def call(self, x: Any) -> np.ndarray:
-        """The raw scale function on ``x``, as float64 (exceptions propagate)."""
+        """The raw numpy function on ``x``, as float64 (exceptions propagate)."""
         with np.errstate(all="ignore"):
-            return np.asarray(self.policy.scale_fn(x, **self.params), dtype=np.float64)
+            return np.asarray(self.fn(x, **self.params), dtype=np.float64)
 
     def scalar(self, x: float) -> np.ndarray:
         return self.call(np.asarray(x, dtype=np.float64))
@@ -343,77 +326,76 @@ class _Checker:
         self.call(np.full(16, xs[-1]))
         compare("stateless", self.call(xs.copy()), identity, "after calls on other x")
 
+    def check_twin(self) -> None:
+        """The keras.ops twin, if any, agrees with the numpy function over the step's range."""
+        __tracebackhide__ = True
+        from clrplug.cycle import Scale
+        from clrplug.engine import twins
+        from clrplug.errors import PolicyEvaluationError
+
+        try:
+            if isinstance(self.record, Policy):
+                twins.scale_twin(Scale(self.record, self.params))
+            else:
+                twins.shape_twin(self.record)
+        except PolicyEvaluationError as exc:
+            prop = "ends" if "at the cycle's ends" in str(exc) else "twin"
+            raise self.fail(prop, str(exc)) from exc
+
     def check_serialisation(self) -> None:
-        """A schedule by name survives get_config/JSON/from_config with the same rates."""
+        """A schedule using the record survives get_config/JSON/from_config with the same rates."""
         __tracebackhide__ = True
         import keras
 
         from clrplug.schedule import CyclicalSchedule
 
-        name = self.policy.name
-        step_size, steps = 5, np.arange(40)
-        what = f"CyclicalSchedule(mode={name!r}, policy_params={self.params})"
+        if isinstance(self.record, Policy):
+            kwargs: dict[str, Any] = {"mode": self.record.name, "policy_params": self.params}
+        else:
+            kwargs = {"waveform": self.record.name}
+        steps = np.arange(40)
+        what = f"CyclicalSchedule({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
         try:
-            schedule = CyclicalSchedule(
-                base_lr=0.001, max_lr=0.006, step_size=step_size, mode=name,
-                policy_params=self.params, horizon=len(steps),
-            )
+            schedule = CyclicalSchedule(0.001, 0.006, 5, _tabulate=True, **kwargs)
             config = json.loads(json.dumps(keras.saving.serialize_keras_object(schedule)))
             restored = keras.saving.deserialize_keras_object(config)
         except Exception as exc:
-            raise self.fail(
-                "serialisation", f"{what} failed: {type(exc).__name__}: {exc}"
-            ) from exc
-        if not isinstance(restored, CyclicalSchedule):
-            raise self.fail(
-                "serialisation", f"{what} came back as a {type(restored).__name__}"
-            )
-        if restored.scale.policy.name != name or dict(restored.scale.params) != self.params:
+            raise self.fail("serialisation", f"{what} failed: {type(exc).__name__}: {exc}") from exc
+        if not isinstance(restored, CyclicalSchedule) or restored.state_key() != schedule.state_key():
+            raise self.fail("serialisation", f"{what} came back as {restored!r} with another state")
+        same = (
+            restored.scale.policy.name == schedule.scale.policy.name
+            and dict(restored.scale.params) == dict(schedule.scale.params)
+            and restored.waveform.name == schedule.waveform.name
+        )
+        expected, _ = schedule.values_at(steps)
+        got, _ = restored.values_at(steps)
+        if not same or not np.allclose(got, expected, rtol=1e-12, atol=0.0):
             raise self.fail(
                 "serialisation",
                 f"{what} came back with mode={restored.scale.policy.name!r}, "
-                f"policy_params={dict(restored.scale.params)}",
+                f"policy_params={dict(restored.scale.params)}, waveform="
+                f"{restored.waveform.name!r}, with other rates",
             )
-        expected = schedule.rates_at(steps)
-        for label, tested in (("the schedule", schedule), ("the restored schedule", restored)):
-            for step in steps:
-                try:
-                    with warnings.catch_warnings():
-                        # numpy 2 warns about some backends' __array__; harmless here.
-                        warnings.simplefilter("ignore", DeprecationWarning)
-                        got = float(keras.ops.convert_to_numpy(tested(int(step))))
-                except Exception as exc:
-                    raise self.fail(
-                        "serialisation",
-                        f"{label} of {what} raised at step {int(step)}: "
-                        f"{type(exc).__name__}: {exc}",
-                    ) from exc
-                if not math.isclose(got, expected[step], rel_tol=1e-5, abs_tol=1e-9):
-                    raise self.fail(
-                        "serialisation",
-                        f"{label} of {what} (step_size={step_size}) gives lr {got!r} at step "
-                        f"{int(step)}; clrplug.learning_rates gives {float(expected[step])!r}",
-                    )
 
 
 @contextmanager
-def _resolvable(policy: Policy) -> Iterator[None]:
-    """Make ``policy`` resolvable by name for the serialisation check.
+def _resolvable(record: Policy | Waveform) -> Iterator[None]:
+    """Make ``record`` resolvable by name for the serialisation check.
 
-    A :class:`Policy` handed to :func:`check_policy` directly need not be registered:
-    it is then registered at runtime in a temporary default registry (built-ins
-    only), restored afterwards.
+    A record handed to a check directly need not be registered: it is then registered
+    at runtime in a temporary default registry (built-ins only), restored afterwards.
     """
     try:
-        registered = registry_module.default_registry().get(policy.name) == policy
+        registered = registry_module.default_registry().get(record.name, record.kind) == record
     except Exception:
         registered = False
     if registered:
         yield
         return
-    temporary = registry_module.PolicyRegistry(autoload=False)
-    if policy.name not in temporary.names():
-        temporary.register(policy)
+    temporary = registry_module.Registry(autoload=False)
+    if record.name not in temporary.names(record.kind):
+        temporary.register(record)
     previous = registry_module.set_default_registry(temporary)
     try:
         yield
@@ -421,36 +403,34 @@ def _resolvable(policy: Policy) -> Iterator[None]:
         registry_module.set_default_registry(previous)
 
 
-def _resolve(name_or_policy: str | Policy) -> tuple[Policy, str | None]:
-    """The policy to check and its source's description."""
+def _resolve(name_or_record: Any, kind: str, cls: type) -> tuple[Any, str | None]:
+    """The record to check and its source's description."""
     __tracebackhide__ = True
-    if isinstance(name_or_policy, Policy):
-        policy = name_or_policy
+    if isinstance(name_or_record, cls):
+        record: Any = name_or_record
         try:
-            registered = registry_module.default_registry().get(policy.name)
+            registered = registry_module.default_registry().get(record.name, kind)
         except ClrplugError:
-            return policy, None
-        if registered != policy:
+            return record, None
+        if registered != record:
             raise PolicyConformanceError(
-                policy.name,
-                str(policy.source),
-                "resolves",
-                f"the registry resolves {policy.name!r} to a different policy, from "
-                f"{registered.source}",
+                record.name, str(record.source), "resolves",
+                f"the registry resolves {record.name!r} to a different {kind}, from "
+                f"{registered.source}", kind=kind,
             )
         return registered, str(registered.source)
-    if not isinstance(name_or_policy, str):
+    if not isinstance(name_or_record, str):
         raise TypeError(
-            f"check_policy() takes a policy name or a clrplug.Policy, got "
-            f"{type(name_or_policy).__name__} {name_or_policy!r}."
+            f"check_{kind}() takes a {kind} name or a clrplug.{cls.__name__}, got "
+            f"{type(name_or_record).__name__} {name_or_record!r}."
         )
     try:
-        policy = registry_module.default_registry().get(name_or_policy)
+        record = registry_module.default_registry().get(name_or_record, kind)
     except ClrplugError as exc:
         raise PolicyConformanceError(
-            name_or_policy, None, "resolves", f"{type(exc).__name__}: {exc}"
+            name_or_record, None, "resolves", f"{type(exc).__name__}: {exc}", kind=kind
         ) from exc
-    return policy, str(policy.source)
+    return record, str(record.source)
 
 
 def check_policy(
@@ -458,7 +438,12 @@ def check_policy(
 ) -> None:
     """Verify that a policy has every property clrplug relies on.
 
-    Runs in well under a second (plus Keras' import, the first time).
+    The policy registers and resolves by name; its scale values are finite and within
+    ``[0, 1]`` over a long range of x (cycles 1 to 10^4, or iterations 0 to 10^7); it
+    is vectorised, deterministic, keeps no state and leaves its input alone; its
+    parameters have defaults and are accepted by name; its ``keras.ops`` twin, if it
+    has one, agrees with it up to x = 2**31 - 1; and a schedule using it round-trips
+    through Keras serialisation.
 
     Args:
         name_or_policy: a registered policy's name (checked as the registry resolves
@@ -487,7 +472,7 @@ def check_policy(
     ```
     """
     __tracebackhide__ = True  # pytest shows the failing test and the message, not the kit
-    policy, source = _resolve(name_or_policy)
+    policy, source = _resolve(name_or_policy, "policy", Policy)
     checker = _Checker(policy, source, {})
     try:
         checker.params = policy.resolve_params(params)
@@ -498,8 +483,92 @@ def check_policy(
     values = checker.evaluate(xs)
     checker.check_repeatable(xs, values)
     checker.check_scalars(xs, values)
+    checker.check_twin()
     with _resolvable(policy):
         checker.check_serialisation()
+
+
+def check_waveform(name_or_waveform: str | Waveform) -> None:
+    """Verify that a waveform has every property clrplug relies on.
+
+    Its shape is 0 at t=0 and 1 at t=1, finite and within ``[0, 1]`` on ``[0, 1]``,
+    vectorised, deterministic and stateless; its ``keras.ops`` twin agrees with it;
+    and a schedule using it round-trips through Keras serialisation.
+
+    Raises:
+        PolicyConformanceError: the first property that does not hold.
+
+    Example:
+
+    ```python
+    import numpy as np
+    import clrplug
+    from clrplug.testing import check_waveform, PolicyConformanceError
+
+    check_waveform("cosine")
+    bad = clrplug.Waveform("half", lambda t: 0.5 * t, lambda t: 0.5 * t)
+    try:
+        check_waveform(bad)
+    except PolicyConformanceError as error:
+        assert error.property == "ends"
+    else:
+        raise AssertionError("a shape ending at 0.5 is not a waveform")
+    ```
+    """
+    __tracebackhide__ = True
+    waveform, source = _resolve(name_or_waveform, "waveform", Waveform)
+    checker = _Checker(waveform, source, {})
+    t = np.linspace(0.0, 1.0, 1025)
+    values = checker.evaluate(t)
+    if abs(values[0]) > 1e-12 or abs(values[-1] - 1.0) > 1e-12:
+        raise checker.fail("ends", f"shape(0) = {values[0]!r}, shape(1) = {values[-1]!r}")
+    checker.check_repeatable(t, values)
+    checker.check_scalars(t, values)
+    checker.check_twin()
+    with _resolvable(waveform):
+        checker.check_serialisation()
+
+
+def _records_of(distribution: str, kind: str) -> list[str]:
+    if not isinstance(distribution, str) or not distribution.strip():
+        raise TypeError(f"{kind}s_of() takes a distribution name, got {distribution!r}.")
+    registry = registry_module.default_registry()
+    key = registry_module.canonical_distribution_name(distribution)
+    names = sorted(
+        {
+            r.name
+            for r in registry.records(kind)
+            if r.source.distribution
+            and registry_module.canonical_distribution_name(r.source.distribution) == key
+        }
+    )
+    if names:
+        return names
+    failures = [
+        f for f in registry.failures()
+        if registry_module.canonical_distribution_name(f.source.distribution or "") == key
+    ]
+    try:
+        dist = metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        reason = "it is not installed in this environment"
+    else:
+        groups = {ep.group for ep in dist.entry_points}
+        plugin_groups = {registry_module.ENTRY_POINT_GROUP, registry_module.POLICY_ENTRY_POINT_GROUP}
+        allowed = registry_module.allowed_distributions()
+        if failures:
+            reason = "it failed to load: " + "; ".join(f.error for f in failures)
+        elif registry_module.plugins_switched_off():
+            switch = registry_module.DISABLE_AUTOLOAD_ENV
+            reason = f"plugin loading is switched off by {switch}={os.environ[switch]!r}"
+        elif allowed is not None and key not in allowed:
+            env = registry_module.PLUGINS_ENV
+            reason = f"{env}={os.environ[env]!r} does not include it"
+        elif not groups & plugin_groups:
+            reason = f"it has no entry point in the groups {sorted(plugin_groups)}"
+        else:
+            reason = "its hook registered nothing"
+    raise LookupError(f"distribution {distribution!r} registers no clrplug {kind}: {reason}.")
 
 
 def policies_of(distribution: str) -> list[str]:
@@ -513,164 +582,9 @@ def policies_of(distribution: str) -> list[str]:
         LookupError: the distribution registers no policy; the message says why
             (not installed, switched off, failed to load, or no entry point).
     """
-    if not isinstance(distribution, str) or not distribution.strip():
-        raise TypeError(f"policies_of() takes a distribution name, got {distribution!r}.")
-    registry = registry_module.default_registry()
-    key = registry_module.canonical_distribution_name(distribution)
-    names = sorted(
-        {
-            p.name
-            for p in registry.policies()
-            if p.source.distribution and registry_module.canonical_distribution_name(p.source.distribution) == key
-        }
-    )
-    if names:
-        return names
-    failures = [
-        f for f in registry.failures() if registry_module.canonical_distribution_name(f.source.distribution or "") == key
-    ]
-    try:
-        dist = metadata.distribution(distribution)
-    except metadata.PackageNotFoundError:
-        reason = "it is not installed in this environment"
-    else:
-        groups = {ep.group for ep in dist.entry_points}
-        plugin_groups = {
-            registry_module.ENTRY_POINT_GROUP,
-            registry_module.POLICY_ENTRY_POINT_GROUP,
-        }
-        switch = registry_module.DISABLE_AUTOLOAD_ENV
-        allowlist_env = registry_module.PLUGINS_ENV
-        allowlist = os.environ.get(allowlist_env)
-        if failures:
-            reason = "it failed to load: " + "; ".join(f.error for f in failures)
-        elif registry_module.plugins_switched_off():
-            reason = f"plugin loading is switched off by {switch}={os.environ[switch]!r}"
-        elif allowlist is not None and key not in {
-            registry_module.canonical_distribution_name(n) for n in allowlist.split(",") if n.strip()
-        }:
-            reason = f"{allowlist_env}={allowlist!r} does not include it"
-        elif not groups & plugin_groups:
-            reason = f"it has no entry point in the groups {sorted(plugin_groups)}"
-        else:
-            reason = "its hook registered nothing"
-    raise LookupError(f"distribution {distribution!r} registers no clrplug policy: {reason}.")
+    return _records_of(distribution, "policy")
 
 
-def applied_rates(callback: Any, steps: int = 30, *, epochs: int = 1) -> np.ndarray:
-    """The learning rate each training step actually applied, measured from the weights.
-
-    Trains a one-unit ``Dense`` layer with zero kernel and bias on zero inputs with
-    plain SGD and the loss ``mean(y_pred)``: the bias' gradient is exactly 1, so each
-    step lowers the bias by exactly the rate the optimizer used. Comparing the result
-    with :func:`clrplug.learning_rates` (float32 tolerance, e.g. ``rtol=1e-5,
-    atol=1e-9``, with ``base_lr`` around 1e-3 and a few dozen steps) checks a
-    policy end to end on the current Keras backend.
-
-    Args:
-        callback: the callback that sets the rate, e.g. a :class:`~clrplug.CyclicLR`.
-        steps: training steps per epoch (batches of one sample).
-        epochs: number of epochs.
-
-    Returns:
-        A float64 array of ``steps * epochs`` rates, in training order.
-
-    Example:
-
-    ```python
-    import numpy as np
-    import clrplug
-    from clrplug.testing import applied_rates
-
-    lr = applied_rates(clrplug.CyclicLR(step_size=5, mode="triangular2"), steps=20)
-    expected = clrplug.learning_rates(np.arange(20), step_size=5, mode="triangular2")
-    np.testing.assert_allclose(lr, expected, rtol=1e-5, atol=1e-9)
-    ```
-    """
-    import keras
-
-    dense = keras.layers.Dense(1, kernel_initializer="zeros", bias_initializer="zeros")
-    model = keras.Sequential([keras.Input((1,)), dense])
-    model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=0.01),
-        loss=lambda y_true, y_pred: keras.ops.mean(y_pred),
-    )
-    biases: list[float] = [0.0]
-
-    class RecordBias(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            _ = self.model  # on JAX, reading the model syncs the trained state back
-            with warnings.catch_warnings():
-                # numpy 2 warns about Keras' variables' __array__ (no copy keyword); harmless.
-                warnings.simplefilter("ignore", DeprecationWarning)
-                biases.append(float(keras.ops.convert_to_numpy(dense.bias.value)[0]))
-
-    x = np.zeros((steps, 1), dtype="float32")
-    model.fit(
-        x, x, batch_size=1, epochs=epochs, shuffle=False, verbose=0,
-        callbacks=[callback, RecordBias()],
-    )
-    trace = np.asarray(biases, dtype=np.float64)
-    return trace[:-1] - trace[1:]
-
-
-# -- the pytest plugin -----------------------------------------------------------------
-
-if pytest is not None:
-
-    @pytest.fixture
-    def clrplug_policy_check() -> Callable[..., None]:
-        """:func:`clrplug.testing.check_policy`: call it with a policy name (or Policy)."""
-        return check_policy
-
-    def pytest_addoption(parser: pytest.Parser) -> None:
-        group = parser.getgroup("clrplug", "clrplug policy conformance")
-        group.addoption(
-            "--clrplug-policy",
-            action="append",
-            default=[],
-            metavar="NAME",
-            help="run clrplug's conformance check on the policy NAME (repeatable); "
-            "'dist:DISTRIBUTION' checks every policy of an installed distribution.",
-        )
-
-    class PolicyConformanceItem(pytest.Item):
-        """A test item that runs :func:`check_policy` on one policy (``--clrplug-policy``)."""
-
-        def __init__(self, *, policy: str, error: Exception | None = None, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.policy = policy
-            self.error = error
-
-        def runtest(self) -> None:
-            if self.error is not None:
-                raise self.error
-            check_policy(self.policy)
-
-        def repr_failure(self, excinfo: Any, style: Any = None) -> Any:
-            if isinstance(excinfo.value, (PolicyConformanceError, LookupError)):
-                return str(excinfo.value)
-            return super().repr_failure(excinfo, style=style)
-
-        def reportinfo(self) -> tuple[Any, int | None, str]:
-            return self.path, None, f"clrplug conformance of policy {self.policy!r}"
-
-    def pytest_collection_modifyitems(
-        session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-    ) -> None:
-        requested: list[str] = config.getoption("clrplug_policy", default=[]) or []
-        checks: dict[str, Exception | None] = {}
-        for entry in requested:
-            if not entry.startswith("dist:"):
-                checks.setdefault(entry, None)
-                continue
-            try:
-                checks.update(dict.fromkeys(policies_of(entry[len("dist:") :])))
-            except LookupError as exc:
-                checks[entry] = exc
-        for name, error in checks.items():
-            items.append(
-                PolicyConformanceItem.from_parent(
-                    session, name=f"clrplug-conformance[{name}]", policy=name, error=error
-                )
-            )
+def waveforms_of(distribution: str) -> list[str]:
+    """The names of the waveforms a distribution registers, sorted (see :func:`policies_of`)."""
+    return _records_of(distribution, "waveform")

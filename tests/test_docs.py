@@ -199,7 +199,7 @@ class PageRunner:
         sys.path.insert(0, str(target))
         importlib.invalidate_caches()
         # The next lookup loads plugins again, as a new process would.
-        registry_module.set_default_registry(registry_module.PolicyRegistry())
+        registry_module.set_default_registry(registry_module.Registry())
 
     @contextlib.contextmanager
     def process(self, env: dict[str, str]):
@@ -207,7 +207,7 @@ class PageRunner:
         with pytest.MonkeyPatch.context() as patch:
             for key, value in env.items():
                 patch.setenv(key, value)
-            previous = registry_module.set_default_registry(registry_module.PolicyRegistry())
+            previous = registry_module.set_default_registry(registry_module.Registry())
             try:
                 yield
             finally:
@@ -254,7 +254,7 @@ def page_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for key in _SWITCHES:
         monkeypatch.delenv(key, raising=False)
     path, modules = list(sys.path), set(sys.modules)
-    previous = registry_module.set_default_registry(registry_module.PolicyRegistry())
+    previous = registry_module.set_default_registry(registry_module.Registry())
     try:
         yield folder
     finally:

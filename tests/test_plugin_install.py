@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 import clrplug
-from clrplug.registry import PolicyRegistry
+from clrplug.registry import Registry
 from clrplug.testing import applied_rates, check_policy, policies_of
 
 DIST, VERSION, MODULE = "clrplug-throwaway", "0.0.1", "clrplug_throwaway"
@@ -106,7 +106,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture
-def installed(site: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: PolicyRegistry) -> Path:
+def installed(site: Path, monkeypatch: pytest.MonkeyPatch, fresh_registry: Registry) -> Path:
     """The install directory on ``sys.path`` and a registry that has not loaded yet."""
     monkeypatch.syspath_prepend(str(site))
     return site
@@ -166,13 +166,13 @@ def test_clrplug_policies_lists_them_with_the_distribution(installed):
 
 
 def test_switches_turn_it_off(installed):
-    assert "throwaway_wave" in PolicyRegistry(environ={"CLRPLUG_PLUGINS": DIST}).names()
+    assert "throwaway_wave" in Registry(environ={"CLRPLUG_PLUGINS": DIST}).names()
     for environ in (
         {"CLRPLUG_PLUGINS": ""},
         {"CLRPLUG_PLUGINS": "clrplug-other"},
         {"CLRPLUG_DISABLE_PLUGIN_AUTOLOAD": "1"},
     ):
-        names = PolicyRegistry(environ=environ).names()
+        names = Registry(environ=environ).names()
         assert "throwaway_wave" not in names and "throwaway_decay" not in names
         assert "triangular" in names
 

@@ -2,27 +2,56 @@
 """Developer entry point: creates ./.venv with everything needed, then runs a task.
 
     python3 scripts/dev.py demo [clrplug demo options]   # the project's main job
-    python3 scripts/dev.py test [pytest options]         # the suite, once per Keras backend
+    python3 scripts/dev.py test [pytest options]         # everything CI checks
+    python3 scripts/dev.py dist                          # build, check, install, smoke-test
+
+``test`` runs ruff, mypy, a strict mkdocs build and ``dist``, then pytest once per
+Keras backend on ``tests/`` and every plugin's ``tests/``. Its arguments are passed to
+pytest unchanged, after those paths, in every backend's run: ``-x``, ``-q``,
+``-k EXPR``, ``--lf`` and so on. A path given there is collected in
+addition to the default ones, not instead of them (select with ``-k``). A run in which
+pytest collects no test at all (exit code 5, e.g. a ``-k`` that matches nothing) counts
+as a failure.
+
+``dist`` builds the sdist and wheel of clrplug and of each plugin under plugins/
+(``python -m build``, into a temporary directory), checks them (``twine check
+--strict``; each wheel's entry points, ``py.typed``, and the README as its long
+description), then installs the wheels with jax and pytest into a fresh virtual
+environment and runs there: ``clrplug policies --json`` (every plugin's policies
+listed), ``clrplug new-plugin`` for both routes with ``pip install -e`` and the
+generated tests, and a short ``fit`` with ``CyclicLR(mode="sinusoidal")``. It needs
+the package index for the fresh environment (pip's cache makes later runs fast) and
+prints how long each step took.
 
 Only the standard library is used here, so this works on a fresh clone with
-nothing but Python 3.10+ and pip. Environment variables:
+nothing but Python 3.10+ and pip. Exit status: 0 all passed, 1 something failed,
+2 a usage error (nothing was run). Environment variables:
 
-    CLRPLUG_BACKENDS  backends to test, comma-separated (default: jax,tensorflow,torch)
+    CLRPLUG_BACKENDS  backends to test, comma-separated, among jax, tensorflow, torch
+                      (default: all three); an empty list or another name is refused
     CLRPLUG_VENV      where the virtual environment lives (default: .venv)
 """
 
 from __future__ import annotations
 
+import configparser
+import contextlib
+import email.parser
 import hashlib
+import json
 import os
 import subprocess
 import sys
+import tempfile
+import time
 import venv
+import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("CLRPLUG_VENV", ROOT / ".venv"))
-BACKENDS = [b for b in os.environ.get("CLRPLUG_BACKENDS", "jax,tensorflow,torch").split(",") if b]
+KNOWN_BACKENDS = ("jax", "tensorflow", "torch")
 PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
 
 # The three Keras backends. torch is pinned to a release this project's machines hold
@@ -32,14 +61,69 @@ PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml
 # and this pin is already satisfied.
 BACKEND_PACKAGES = ["jax>=0.4.30", "tensorflow-cpu>=2.16", "torch==2.13.0"]
 
+# The `dist` smoke test: JAX is the lightest backend to install into a fresh environment.
+SMOKE_PACKAGES = [BACKEND_PACKAGES[0], "pytest>=8"]
+SMOKE_FIT = """
+import keras
+import numpy as np
 
-def _bin(name: str) -> Path:
-    return VENV / ("Scripts" if os.name == "nt" else "bin") / name
+from clrplug import CyclicLR, learning_rates
+
+x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+model.compile(optimizer="sgd", loss="mse")
+clr = CyclicLR(base_lr=0.001, max_lr=0.006, step_size=4, mode="sinusoidal")
+model.fit(x, x.sum(axis=1), batch_size=8, epochs=2, callbacks=[clr], verbose=0)
+lr = clr.history["lr"]
+print(f"fit on {keras.backend.backend()}, {len(lr)} steps, learning rates:")
+print(" ".join(f"{v:.5f}" for v in lr))
+expected = learning_rates(np.arange(16), 0.001, 0.006, 4, mode="sinusoidal")
+assert np.allclose(lr, expected, rtol=1e-6, atol=0), (lr, expected)
+"""
 
 
-def _run(*cmd: object, env: dict[str, str] | None = None) -> None:
+class UsageError(Exception):
+    """The command line or the environment asks for something this script cannot do."""
+
+
+class CheckFailed(Exception):
+    """A ``dist`` check found a problem; the message says which."""
+
+
+def backends(environ: Mapping[str, str] = os.environ) -> list[str]:
+    """The Keras backends ``test`` runs, from CLRPLUG_BACKENDS (default: all)."""
+    raw = environ.get("CLRPLUG_BACKENDS")
+    if raw is None:
+        return list(KNOWN_BACKENDS)
+    names = [name.strip() for name in raw.split(",") if name.strip()]
+    choices = ", ".join(KNOWN_BACKENDS)
+    if not names:
+        raise UsageError(
+            f"CLRPLUG_BACKENDS={raw!r} names no backend: give a comma-separated list "
+            f"among {choices}, or unset it to test all three."
+        )
+    unknown = [name for name in names if name not in KNOWN_BACKENDS]
+    if unknown:
+        raise UsageError(
+            f"CLRPLUG_BACKENDS={raw!r}: unknown backend(s) {', '.join(map(repr, unknown))}; "
+            f"the backends are {choices}."
+        )
+    return list(dict.fromkeys(names))
+
+
+def _bin(name: str, root: Path = VENV) -> Path:
+    return root / ("Scripts" if os.name == "nt" else "bin") / name
+
+
+def _run(
+    *cmd: object, env: dict[str, str] | None = None, cwd: Path = ROOT, capture: bool = False
+) -> str:
     print("+", " ".join(str(c) for c in cmd), flush=True)
-    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, env=env)
+    result = subprocess.run(
+        [str(c) for c in cmd], check=True, cwd=cwd, env=env,
+        stdout=subprocess.PIPE if capture else None, text=True,
+    )
+    return result.stdout or ""
 
 
 def _fingerprint() -> str:
@@ -69,8 +153,176 @@ def ensure_venv() -> Path:
     return python
 
 
+# -- dist ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _timed(label: str, timings: list[tuple[str, float]]) -> Iterator[None]:
+    print(f"\n--- dist: {label} ---", flush=True)
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings.append((label, time.perf_counter() - start))
+
+
+def _declared_entry_points(project: Path) -> dict[str, dict[str, str]] | None:
+    """The entry points pyproject.toml declares, or None where tomllib is missing (3.10)."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:
+        return None
+    table = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    groups = {group: dict(eps) for group, eps in table.get("entry-points", {}).items()}
+    if table.get("scripts"):
+        groups["console_scripts"] = dict(table["scripts"])
+    return groups
+
+
+def _check_wheel(wheel: Path, project: Path) -> str:
+    """Check a wheel's entry points, py.typed and long description; return its name."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        tops = {name.split("/", 1)[0] for name in names if "/" in name}
+        info = next((top for top in tops if top.endswith(".dist-info")), None)
+        if info is None:
+            raise CheckFailed(f"{wheel.name}: no .dist-info directory")
+
+        def read(member: str) -> str | None:
+            path = f"{info}/{member}"
+            return archive.read(path).decode("utf-8") if path in names else None
+
+        metadata, entry_text = read("METADATA"), read("entry_points.txt")
+    problems = []
+    message = email.parser.Parser().parsestr(metadata or "")
+    dist = message["Name"] or wheel.name
+    if entry_text is None:
+        problems.append("no entry_points.txt")
+        entry_points: dict[str, dict[str, str]] = {}
+    else:
+        parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
+        parser.optionxform = str  # entry point names are case-sensitive
+        parser.read_string(entry_text)
+        entry_points = {group: dict(parser[group]) for group in parser.sections()}
+    declared = _declared_entry_points(project)
+    if declared is not None and entry_points != declared:
+        problems.append(f"entry points {entry_points}, but pyproject.toml declares {declared}")
+    if project == ROOT:
+        if entry_points.get("pytest11", {}).get("clrplug") != "clrplug.testing":
+            problems.append("no pytest11 entry point 'clrplug = clrplug.testing'")
+    elif not (entry_points.get("clrplug") or entry_points.get("clrplug.policies")):
+        problems.append("no entry point in the groups 'clrplug' or 'clrplug.policies'")
+    packages = sorted(t for t in tops if not t.endswith((".dist-info", ".data")))
+    if not packages:
+        problems.append("no package")
+    problems += [f"no {p}/py.typed" for p in packages if f"{p}/py.typed" not in names]
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    if (message.get_payload() or "").strip() != readme.strip():
+        problems.append("the long description is not README.md")
+    if not (message["Description-Content-Type"] or "").startswith("text/markdown"):
+        problems.append(
+            f"Description-Content-Type is {message['Description-Content-Type']!r}, "
+            "not text/markdown"
+        )
+    if problems:
+        raise CheckFailed(f"{wheel.name}: " + "; ".join(problems))
+    print(f"{wheel.name}: entry points {sorted(entry_points)}, py.typed in {packages}, "
+          "README as long description", flush=True)
+    return dist
+
+
+def _smoke_env() -> dict[str, str]:
+    """The fresh environment's variables: nothing of this checkout leaks in."""
+    env = {
+        key: value for key, value in os.environ.items()
+        if key not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CLRPLUG_PLUGINS",
+                       "CLRPLUG_DISABLE_PLUGIN_AUTOLOAD"}
+    }
+    env.update(KERAS_BACKEND="jax", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    return env
+
+
+def run_dist(python: Path) -> bool:
+    """Build, check and smoke-test the distributions; print timings; True if all passed."""
+    timings: list[tuple[str, float]] = []
+    start = time.perf_counter()
+    try:
+        with tempfile.TemporaryDirectory(prefix="clrplug-dist-") as tmp:
+            _dist(python, Path(tmp), timings)
+    except (CheckFailed, subprocess.CalledProcessError) as exc:
+        print(f"\ndist FAILED: {exc}", flush=True)
+        return False
+    finally:
+        summary = ", ".join(f"{label} {seconds:.1f} s" for label, seconds in timings)
+        print(f"\ndist timings: {summary}; total {time.perf_counter() - start:.1f} s",
+              flush=True)
+    return True
+
+
+def _dist(python: Path, tmp: Path, timings: list[tuple[str, float]]) -> None:
+    projects = [ROOT, *PLUGINS]
+    built: dict[Path, tuple[Path, Path]] = {}
+    with _timed("build sdists and wheels", timings):
+        for project in projects:
+            out = tmp / "dist" / ("clrplug" if project == ROOT else project.name)
+            # --no-isolation: .venv already holds the build backend (setuptools); the
+            # wheel is built from the sdist, which proves the sdist complete.
+            _run(python, "-m", "build", "--quiet", "--no-isolation", "--outdir", out, project)
+            sdists, wheels = sorted(out.glob("*.tar.gz")), sorted(out.glob("*.whl"))
+            if len(sdists) != 1 or len(wheels) != 1:
+                raise CheckFailed(f"{project}: expected one sdist and one wheel, got "
+                                  f"{[p.name for p in out.iterdir()]}")
+            built[project] = (sdists[0], wheels[0])
+    with _timed("twine check --strict", timings):
+        _run(_bin("twine"), "--no-color", "check", "--strict",
+             *(p for pair in built.values() for p in pair))
+    with _timed("wheel contents", timings):
+        dists = {project: _check_wheel(wheel, project) for project, (_, wheel) in built.items()}
+
+    fresh = tmp / "venv"
+    fresh_python, env = _bin("python", fresh), _smoke_env()
+    # pip of .venv installs into the fresh environment (--python): no ensurepip needed.
+    pip = [python, "-m", "pip", "--python", fresh_python, "install", "--quiet"]
+    with _timed("fresh venv + pip install wheels, jax, pytest", timings):
+        venv.EnvBuilder(with_pip=False).create(fresh)
+        _run(*pip, "--no-compile", *(wheel for _, wheel in built.values()), *SMOKE_PACKAGES,
+             env=env)
+
+    with _timed("clrplug policies --json", timings):
+        rows = json.loads(_run(_bin("clrplug", fresh), "policies", "--json", env=env,
+                               capture=True))
+        failed = [row for row in rows if row["status"] != "ok"]
+        if failed:
+            raise CheckFailed(f"clrplug policies lists problems: {failed}")
+        for project in PLUGINS:
+            names = [row["name"] for row in rows if row["distribution"] == dists[project]]
+            if not names:
+                raise CheckFailed(f"clrplug policies lists no policy of {dists[project]}")
+            print(f"{dists[project]}: {', '.join(names)}", flush=True)
+
+    with _timed("clrplug new-plugin (both routes)", timings):
+        generated = []
+        for route, name in (("hook", "clrplug-smoke-hook"), ("entry-point", "clrplug-smoke-ep")):
+            _run(_bin("clrplug", fresh), "new-plugin", name, "--route", route, env=env, cwd=tmp)
+            generated.append(tmp / name)
+    with _timed("pip install -e the generated plugins", timings):
+        _run(*pip, *(arg for directory in generated for arg in ("-e", directory)), env=env)
+    with _timed("pytest the generated plugins", timings):
+        _run(fresh_python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *generated,
+             env=env, cwd=tmp)
+
+    with _timed("fit with CyclicLR(mode='sinusoidal')", timings):
+        script = tmp / "smoke_fit.py"
+        script.write_text(SMOKE_FIT)
+        _run(fresh_python, script, env=env, cwd=tmp)
+
+
+# -- tasks -----------------------------------------------------------------------------
+
+
 def task_test(args: list[str]) -> int:
-    """Lint, type-check, build the docs strictly, then pytest once per backend."""
+    """Lint, type-check, build the docs, check the packages, then pytest once per backend."""
+    selected = backends()  # refused before anything runs
     python = ensure_venv()
     failed = []
     checks = {
@@ -83,18 +335,32 @@ def task_test(args: list[str]) -> int:
         print(f"\n=== {name} ===", flush=True)
         if subprocess.run(cmd, cwd=ROOT).returncode != 0:
             failed.append(name)
-    for backend in BACKENDS:
+    print("\n=== dist ===", flush=True)
+    if not run_dist(python):
+        failed.append("dist")
+    for backend in selected:
         env = dict(os.environ, KERAS_BACKEND=backend)
         print(f"\n=== KERAS_BACKEND={backend} ===", flush=True)
         paths = ["tests", *(str(p / "tests") for p in PLUGINS)]
         result = subprocess.run([str(python), "-m", "pytest", *paths, *args], cwd=ROOT, env=env)
-        if result.returncode != 0:
+        if result.returncode == 5:
+            print(f"\nKERAS_BACKEND={backend}: pytest collected no test (exit code 5); "
+                  f"check the arguments given to pytest: {args}", flush=True)
+            failed.append(f"{backend} (no test collected)")
+        elif result.returncode != 0:
             failed.append(backend)
     if failed:
         print(f"\nFAILED: {', '.join(failed)}", flush=True)
         return 1
-    print(f"\nall tests passed on: {', '.join(BACKENDS)}", flush=True)
+    print(f"\nall tests passed on: {', '.join(selected)}", flush=True)
     return 0
+
+
+def task_dist(args: list[str]) -> int:
+    """Build and check the distributions, then smoke-test them in a fresh environment."""
+    if args:
+        raise UsageError(f"dist takes no arguments, got {' '.join(args)}")
+    return 0 if run_dist(ensure_venv()) else 1
 
 
 def task_demo(args: list[str]) -> int:
@@ -103,11 +369,15 @@ def task_demo(args: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    tasks = {"test": task_test, "demo": task_demo}
+    tasks = {"test": task_test, "dist": task_dist, "demo": task_demo}
     if not argv or argv[0] not in tasks:
         print(__doc__)
         return 2
-    return tasks[argv[0]](argv[1:])
+    try:
+        return tasks[argv[0]](argv[1:])
+    except UsageError as exc:
+        print(f"dev.py: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

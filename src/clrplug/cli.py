@@ -4,6 +4,7 @@
 ``clrplug plot MODE ... -o schedule.png`` draws a policy's schedule (needs
 ``clrplug[plot]``). ``clrplug demo`` runs the range test and compares the
 suggested cyclical schedule with fixed rates on scikit-learn's digits.
+``clrplug new-plugin NAME`` writes a new policy plugin distribution to start from.
 Each subcommand is a function ``cmd_<name>(args) -> int`` with its parser built
 in :func:`build_parser`; only ``demo`` imports Keras, and only ``plot`` and ``demo``
 import matplotlib.
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import shlex
 import sys
 import warnings
 from collections.abc import Sequence
@@ -156,6 +159,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    # Imported here: only this subcommand writes plugins.
+    from clrplug.scaffold import new_plugin
+
+    root = new_plugin(args.name, policy=args.policy, route=args.route, directory=args.dir)
+    shown = Path(os.path.relpath(root)) if root.is_relative_to(Path.cwd()) else root
+    print(f"wrote {shown}{os.sep}:")
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        print(f"  {shown / path.relative_to(root)}")
+    where = shlex.quote(str(shown))
+    steps = [
+        (f"pip install -e {where}", "install it in this environment (editable)"),
+        ("clrplug policies", "lists its policy, with the distribution"),
+        (f"pytest {where}", "runs its tests: clrplug's conformance kit"),
+    ]
+    width = max(len(command) for command, _ in steps)
+    print("\nnext steps:")
+    for command, why in steps:
+        print(f"  {command.ljust(width)}  # {why}")
+    print(
+        f"then make the example policy in {shown / 'src'} your own, and replace the author "
+        f"'Your Name' in pyproject.toml and LICENSE."
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clrplug",
@@ -220,6 +249,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="Keras progress output: 0 none, 1 bars, 2 one line per epoch (1)",
     )
     demo.set_defaults(func=cmd_demo)
+
+    new = commands.add_parser(
+        "new-plugin",
+        help="write a new policy plugin distribution (pyproject, policy, tests) to start from",
+        description="Write a complete plugin distribution with one example policy, a README, "
+        "an MIT LICENSE and tests that run clrplug's conformance kit. After "
+        "`pip install -e DIR` the policy is listed by `clrplug policies` and resolves in "
+        "CyclicLR(mode=...). An existing directory is never overwritten.",
+    )
+    new.add_argument(
+        "name", metavar="NAME",
+        help="the distribution's name (PEP 508), e.g. clrplug-mine; its import package is "
+        "NAME lower-cased with '-' and '.' turned into '_'",
+    )
+    new.add_argument(
+        "--policy", default=None,
+        help="the policy's name, a lower-case identifier (default: NAME without 'clrplug-')",
+    )
+    new.add_argument(
+        "--route", choices=("hook", "entry-point"), default="hook",
+        help="register through the pluggy hook (entry-point group 'clrplug') or a direct "
+        "entry point naming the Policy (group 'clrplug.policies') (hook)",
+    )
+    new.add_argument(
+        "--dir", default=None, metavar="DIR",
+        help="the directory to create; must not exist (./NAME)",
+    )
+    new.set_defaults(func=cmd_new_plugin)
     return parser
 
 

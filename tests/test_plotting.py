@@ -125,25 +125,88 @@ def test_cyclic_lr_plot_history_delegates(tmp_path):
     assert (tmp_path / "history.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
-def test_range_test_plot_marks_both_suggestions(range_result, tmp_path):
+def _rule_marks(axis) -> dict[str, float]:
+    """Rule name -> x of its labelled vertical line, read back from the axes."""
+    marks = {}
+    for line in axis.lines:
+        name, _, rest = line.get_label().partition(": max_lr = ")
+        if rest:
+            x = line.get_xdata()
+            assert x[0] == x[1]
+            marks[name] = float(x[0])
+    return marks
+
+
+def _bands(axis) -> dict[str, tuple[float, float]]:
+    """Rule name -> (left, right) of its shaded band."""
+    out = {}
+    for patch in axis.patches:
+        name, _, rest = patch.get_label().partition(": base_lr..max_lr = ")
+        if rest:
+            out[name] = (patch.get_x(), patch.get_x() + patch.get_width())
+    return out
+
+
+def test_range_test_plot_marks_every_rule(range_result, tmp_path):
+    from clrplug.range_test import DEFAULT_RULE
+
     figure = range_result.plot(tmp_path / "range.png")
     assert (tmp_path / "range.png").read_bytes()[:8] == PNG_SIGNATURE
     loss_axis, acc_axis = figure.axes
-    base, top = range_result.suggested_base_lr, range_result.suggested_max_lr
-    assert base is not None and top is not None and base < top
+    suggestions = range_result.suggestions()
+    found = {name: s for name, s in suggestions.items() if s is not None}
+    assert {"valley", "steep", "minimum", "accuracy_rise"} <= set(found)
+    # Each rule's max_lr is a line with the rule's name in the legend, on the loss panel.
+    assert _rule_marks(loss_axis) == {name: s.max_lr for name, s in found.items()}
+    legend = [text.get_text() for text in loss_axis.get_legend().get_texts()]
+    for name, suggestion in found.items():
+        assert f"{name}: max_lr = {suggestion.max_lr:.3g}" in legend
+    # The default rule's band, base_lr to max_lr, is shaded on both panels.
+    default = suggestions[DEFAULT_RULE]
+    assert _bands(loss_axis) == {DEFAULT_RULE: (default.base_lr, default.max_lr)}
+    assert [(p.get_x(), p.get_x() + p.get_width()) for p in acc_axis.patches] == [
+        (default.base_lr, default.max_lr)
+    ]
+    # The accuracy panel repeats the lines, without repeating the legend.
+    acc_x = sorted(line.get_xdata()[0] for line in acc_axis.lines
+                   if len(line.get_xdata()) == 2 and line.get_xdata()[0] == line.get_xdata()[1])
+    assert acc_x == sorted(s.max_lr for s in found.values())
+    missing = sorted(set(suggestions) - set(found))
+    notes = " ".join(text.get_text() for text in loss_axis.texts)
+    assert all(name in notes for name in missing)
     for axis in (loss_axis, acc_axis):
-        marks = {line.get_label(): line.get_xdata()[0] for line in axis.lines
-                 if line.get_label().startswith("suggested")}
-        assert marks == {f"suggested base_lr = {base:.3g}": base,
-                         f"suggested max_lr = {top:.3g}": top}
         assert axis.get_xscale() == "log"
     assert loss_axis.get_ylabel() == "training loss" and acc_axis.get_ylabel() == "accuracy"
     assert acc_axis.get_xlabel() == "learning rate (log scale)"
-    # The bold curve is the one the suggestions were read from.
-    curve = next(line for line in acc_axis.lines if "moving average" in line.get_label())
+    # The bold curves are what the rules read.
+    curve = next(line for line in acc_axis.lines if "smoothed" in line.get_label())
     x, y = range_result.smoothed("val_accuracy")
     np.testing.assert_array_equal(curve.get_xdata(), x)
     np.testing.assert_array_equal(curve.get_ydata(), y)
+    curve = next(line for line in loss_axis.lines if "smoothed" in line.get_label())
+    x, y = range_result.smoothed("loss")
+    np.testing.assert_array_equal(curve.get_xdata(), x)
+    np.testing.assert_array_equal(curve.get_ydata(), y)
+
+
+def test_range_test_plot_shades_the_rule_asked_for(range_result):
+    figure = plot_range_test(range_result, rule="accuracy_rise")
+    rise = range_result.suggest("accuracy_rise")
+    assert _bands(figure.axes[0]) == {"accuracy_rise": (rise.base_lr, rise.max_lr)}
+    assert "shaded: accuracy_rise" in figure.axes[0].get_title()
+
+
+def test_range_test_plot_says_when_no_rule_found_a_range():
+    lr = np.geomspace(1e-5, 1e-3, 60)
+    flat = RangeTestResult(
+        lr=lr, iterations=np.arange(1, 61), loss=np.full(60, 2.3), smoothed_loss=np.full(60, 2.3),
+        metrics={}, min_lr=1e-5, max_lr=1e-3, steps=60, step_mode="exp", steps_per_epoch=None,
+        stop_reason="completed", stop_factor=4.0, smoothing=0.98,
+    )
+    figure = flat.plot()
+    (axis,) = figure.axes
+    assert _rule_marks(axis) == {} and _bands(axis) == {}
+    assert any(text.get_text().startswith("no range found: ") for text in axis.texts)
 
 
 def test_range_test_plot_on_one_axes_uses_a_twin_for_accuracy(range_result):

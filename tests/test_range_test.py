@@ -1,15 +1,20 @@
-"""The LR range test: the sweep, the per-batch record, the stop rule, restoring the model.
+"""The LR range test: the sweep, the per-batch record, the stop rule, restoring the model,
+and the suggestions read from the record.
 
 Expected values come from outside the code under test: ``np.geomspace`` /
 ``np.linspace`` for the sweep, weight updates of a model whose gradient is known
 for the rates actually applied, numpy losses computed from the weights each batch
-started from, and bit-for-bit comparisons with numpy copies taken before the test.
+started from, bit-for-bit comparisons with numpy copies taken before the test, and
+the rule functions of :mod:`clrplug.range_test.rules` (tested on their own in
+tests/test_rules.py) applied to the record directly.
 """
 
 from __future__ import annotations
 
 import math
-import weakref
+import re
+import textwrap
+import warnings
 
 import keras
 import numpy as np
@@ -17,7 +22,17 @@ import pytest
 from keras import ops
 
 import clrplug
-from clrplug.range_test import RangeTestResult, SweepSchedule, sweep_rates
+from clrplug.range_test import (
+    DEFAULT_LOWER,
+    DEFAULT_RULE,
+    RangeTestResult,
+    Suggestion,
+    SweepSchedule,
+    sweep_rates,
+)
+from clrplug.range_test.rules import BUILTIN_RULES, RangeCurve, RuleResult
+
+BACKEND = keras.backend.backend()
 
 # -- helpers ---------------------------------------------------------------------------------
 
@@ -35,26 +50,29 @@ def _state(model) -> dict[str, list[np.ndarray]]:
     }
 
 
-def _assert_same_state(before: dict[str, list[np.ndarray]], model) -> None:
+def _assert_same_state(
+    before: dict[str, list[np.ndarray]], model, kinds=("weights", "optimizer", "metrics")
+) -> None:
     after = _state(model)
-    for kind in ("weights", "optimizer", "metrics"):
+    for kind in kinds:
         assert len(before[kind]) == len(after[kind]), kind
         for a, b in zip(before[kind], after[kind], strict=True):
             assert a.dtype == b.dtype and a.shape == b.shape, kind
             assert a.tobytes() == b.tobytes(), f"{kind} changed"
 
 
-def _classifier(seed: int = 0, optimizer=None) -> keras.Model:
+def _classifier(seed: int = 0, optimizer=None, tripwire: bool = False) -> keras.Model:
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential(
-        [
-            keras.Input((6,)),
-            keras.layers.Dense(8, activation="relu"),
-            keras.layers.BatchNormalization(),
-            keras.layers.Dropout(0.2),
-            keras.layers.Dense(3, activation="softmax"),
-        ]
-    )
+    layers = [
+        keras.Input((6,)),
+        keras.layers.Dense(8, activation="relu"),
+        keras.layers.BatchNormalization(),
+        keras.layers.Dropout(0.2),
+        keras.layers.Dense(3, activation="softmax"),
+    ]
+    if tripwire:
+        layers.insert(1, _Tripwire())
+    model = keras.Sequential(layers)
     model.compile(
         optimizer=optimizer or keras.optimizers.Adam(1e-3),
         loss="sparse_categorical_crossentropy",
@@ -63,11 +81,86 @@ def _classifier(seed: int = 0, optimizer=None) -> keras.Model:
     return model
 
 
+def _linear(tripwire: bool = False) -> keras.Model:
+    """loss = mean(w * x) with x = 1: each SGD step moves the weight by exactly -lr."""
+    layers = [keras.Input((1,)),
+              keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+    if tripwire:
+        layers.insert(1, _Tripwire())
+    model = keras.Sequential(layers)
+    model.compile(optimizer=keras.optimizers.SGD(0.5),
+                  loss=lambda y_true, y_pred: ops.mean(y_pred))
+    return model
+
+
 def _data(n: int = 96, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(n, 6)).astype("float32")
     y = (np.argmax(x[:, :3], axis=1)).astype("int32")
     return x, y
+
+
+class _StepFailure(RuntimeError):
+    """Raised by the tripwire inside a PyTorch step."""
+
+
+def _step_failure() -> type[BaseException]:
+    """What an exception raised inside the compiled step comes out as, per backend."""
+    if BACKEND == "jax":
+        import jax
+
+        return jax.errors.JaxRuntimeError
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        return tf.errors.InvalidArgumentError
+    return _StepFailure
+
+
+def _trip(count, limit) -> None:
+    if int(count) >= int(limit):
+        raise _StepFailure(f"tripwire: step {int(count)}")
+
+
+class _Tripwire(keras.layers.Layer):
+    """An identity layer that fails inside the compiled training step once ``limit`` is reached.
+
+    It counts its training calls in a variable; at run time (not when traced) a call with
+    ``count >= limit`` raises: a host callback on JAX, an assertion op on TensorFlow, a
+    Python ``raise`` in PyTorch's eager step.
+    """
+
+    def build(self, input_shape) -> None:
+        self.count = self.add_weight(shape=(), initializer="zeros", dtype="int32",
+                                     trainable=False, name="count")
+        self.limit = self.add_weight(shape=(), initializer=keras.initializers.Constant(2**30),
+                                     dtype="int32", trainable=False, name="limit")
+
+    def arm(self, steps_from_now: int) -> None:
+        self.limit.assign(int(_numpy(self.count)) + steps_from_now)
+
+    def disarm(self) -> None:
+        self.limit.assign(2**30)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def call(self, inputs, training=None):
+        if not training:  # only training steps count (and a symbolic build has no values)
+            return inputs
+        count = self.count + 1
+        self.count.assign(count)
+        if BACKEND == "jax":
+            import jax
+
+            jax.debug.callback(_trip, count, self.limit.value)
+        elif BACKEND == "tensorflow":
+            import tensorflow as tf
+
+            tf.debugging.assert_less(count, self.limit.value, message="tripwire")
+        else:
+            _trip(count, self.limit.value)
+        return inputs
 
 
 class _Raise(keras.callbacks.Callback):
@@ -95,6 +188,21 @@ class _WeightsAtBatchBegin(keras.callbacks.Callback):
         self.weights.append([np.array(w) for w in self.model.get_weights()])
 
 
+def _applied_rates(model, **kwargs) -> tuple[np.ndarray, RangeTestResult]:
+    """The rates the optimizer applied during a range test of a ``_linear`` model."""
+    weights = _WeightsAtBatchBegin()
+    result = clrplug.lr_range_test(
+        model, np.ones((20, 1), "float32"), np.zeros((20, 1), "float32"), batch_size=1,
+        stop_factor=None, verbose=0, shuffle=False, callbacks=[weights], **kwargs,
+    )
+    kernel = np.array([w[-1].item() for w in weights.weights], dtype=np.float64)
+    return -np.diff(kernel), result
+
+
+def _kernel(model) -> float:
+    return float(model.get_weights()[-1].item())
+
+
 # -- the sweep --------------------------------------------------------------------------------
 
 
@@ -119,58 +227,127 @@ def test_sweep_schedule_in_graph_matches_host_formula(mode):
     schedule = SweepSchedule(1e-4, 2.0, 40, mode, start=1000)
     steps = np.arange(990, 1050)
     graph = np.array([float(ops.convert_to_numpy(schedule(int(s)))) for s in steps])
-    np.testing.assert_allclose(graph, schedule.rates_at(steps), rtol=2e-6)
+    host, momentum = schedule.values_at(steps)
+    assert momentum is None
+    np.testing.assert_allclose(graph, host, rtol=2e-6)
+    np.testing.assert_allclose(host[10:50], sweep_rates(np.arange(40), 1e-4, 2.0, 40, mode),
+                               rtol=1e-15)
     assert graph[0] == pytest.approx(1e-4, rel=1e-6)  # before start: min_lr
+
+
+def test_a_bound_sweep_keeps_its_numbers_in_variables_and_unbinds_cleanly():
+    model = _classifier()
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    before = list(optimizer.variables)
+    sweep = SweepSchedule(1e-3, 1.0, 10, "linear", start=4)
+    sweep.bind(optimizer)
+    assert sweep.bound and len(optimizer.variables) == len(before) + sweep.variable_count
+    added = optimizer.variables[len(before):]
+    assert all(v.path.split("/")[-1].startswith("clrplug_sweep") for v in added)
+    # The step mode is a number in the variables, not a constant of the traced step.
+    ints = _numpy(added[0])
+    assert list(ints[:3]) == [4, 10, 0]
+    sweep.unbind()
+    assert not sweep.bound and sweep.optimizer is None
+    assert len(optimizer.variables) == len(before)
+    assert all(a is b for a, b in zip(optimizer.variables, before, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"min_lr": 0.0, "max_lr": 1.0, "steps": 5}, r"min_lr must be > 0 for step_mode='exp'"),
+        ({"min_lr": 1e-3, "max_lr": 1.0, "steps": 1}, r"steps must be an integer in \[2, "),
+        ({"min_lr": 1e-3, "max_lr": 1.0, "steps": 5, "step_mode": "cos"},
+         r"step_mode must be one of \['exp', 'linear'\], got 'cos'"),
+    ],
+)
+def test_sweep_schedule_refuses_bad_arguments(kwargs, match):
+    with pytest.raises(clrplug.InvalidArgumentError, match=match):
+        SweepSchedule(**kwargs)
+
+
+# -- the rates applied ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("mode", ["exp", "linear"])
 def test_rates_applied_by_the_optimizer_are_the_sweep(mode):
-    # loss = mean(w * x) with x = 1: each SGD step moves the weight by exactly -lr.
-    model = keras.Sequential(
-        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
-    )
-    model.compile(optimizer=keras.optimizers.SGD(0.5), loss=lambda y_true, y_pred: ops.mean(y_pred))
+    model = _linear()
     model.fit(np.ones((3, 1)), np.zeros((3, 1)), batch_size=1, verbose=0)  # iterations = 3
-    weights = _WeightsAtBatchBegin()
     low = 1e-3 if mode == "exp" else 0.0
-    result = clrplug.lr_range_test(
-        model, np.ones((20, 1), "float32"), np.zeros((20, 1), "float32"), min_lr=low,
-        max_lr=0.5, steps=12, batch_size=1, step_mode=mode, stop_factor=None, verbose=0,
-        shuffle=False, callbacks=[weights],
-    )
-    kernel = np.array([w[0].item() for w in weights.weights], dtype=np.float64)
-    applied = -np.diff(kernel)
+    applied, result = _applied_rates(model, min_lr=low, max_lr=0.5, steps=12, step_mode=mode)
     expected = np.geomspace(low, 0.5, 12) if mode == "exp" else np.linspace(low, 0.5, 12)
     np.testing.assert_allclose(applied, expected, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(result.lr, expected, rtol=1e-13, atol=0)
     np.testing.assert_array_equal(result.iterations, np.arange(4, 16))  # started at 3
     assert result.stop_reason == "completed" and result.steps == 12
     # Afterwards training runs at the compiled rate again, from the restored weights.
-    assert float(model.get_weights()[0].item()) == -1.5
+    assert _kernel(model) == -1.5
     model.fit(np.ones((1, 1)), np.zeros((1, 1)), batch_size=1, verbose=0)
-    assert float(model.get_weights()[0].item()) == -2.0
+    assert _kernel(model) == -2.0
 
 
-def test_training_after_a_failed_test_runs_at_the_original_rate():
+def test_cached_traces_never_give_a_step_the_wrong_rates():
+    # JAX reuses a cached trace whenever the variable structure matches. Here: the model's
+    # own step is compiled and referenced; a first test traces the sweep; a second test
+    # (other mode, other range, same structure) reuses that trace, which must read its
+    # own numbers; then fit reuses the original step, which must read the original rate.
+    model = _linear()
+    model.fit(np.ones((2, 1)), np.zeros((2, 1)), batch_size=1, verbose=0)
+    kept = model.train_function
+    variables = list(model.optimizer.variables)
+    applied, _ = _applied_rates(model, min_lr=1e-3, max_lr=0.5, steps=10, step_mode="exp")
+    np.testing.assert_allclose(applied, np.geomspace(1e-3, 0.5, 10), rtol=1e-5, atol=1e-7)
+    applied, _ = _applied_rates(model, min_lr=0.0, max_lr=0.25, steps=8, step_mode="linear")
+    np.testing.assert_allclose(applied, np.linspace(0.0, 0.25, 8), rtol=1e-5, atol=1e-7)
+    assert model.train_function is kept
+    assert all(a is b for a, b in zip(model.optimizer.variables, variables, strict=True))
+    assert len(model.optimizer.variables) == len(variables)
+    assert _kernel(model) == -1.0
+    model.fit(np.ones((1, 1)), np.zeros((1, 1)), batch_size=1, verbose=0)
+    assert _kernel(model) == -1.5
+
+
+def test_training_after_a_failed_step_runs_at_the_original_rate():
     # The exception (kept alive here, as Jupyter keeps the last one) holds the frames of
-    # the failed step; a later fit must still compile and apply the model's own rate.
-    model = keras.Sequential(
-        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
-    )
-    model.compile(optimizer=keras.optimizers.SGD(0.5), loss=lambda y_true, y_pred: ops.mean(y_pred))
+    # the failed step; a later fit must still apply the model's own rate.
+    model = _linear(tripwire=True)
     ones, zeros = np.ones((1, 1), "float32"), np.zeros((1, 1), "float32")
-
-    def batches():
-        yield ones, zeros
-        yield ones, zeros
-        yield np.ones((1, 2), "float32"), zeros
-
-    with pytest.raises(Exception) as raised:
-        clrplug.lr_range_test(model, batches(), min_lr=1e-3, max_lr=1e-2, steps=4, verbose=0)
-    assert float(model.get_weights()[0].item()) == 0.0
     model.fit(ones, zeros, batch_size=1, verbose=0)
-    assert float(model.get_weights()[0].item()) == -0.5
+    tripwire = model.layers[0]
+    tripwire.arm(3)  # the third step of the test fails inside the step
+    with pytest.raises(_step_failure()) as raised:
+        clrplug.lr_range_test(model, np.ones((8, 1), "float32"), np.zeros((8, 1), "float32"),
+                              min_lr=1e-3, max_lr=1e-2, steps=6, batch_size=1, verbose=0)
+    assert _kernel(model) == -0.5
+    tripwire.disarm()
+    model.fit(ones, zeros, batch_size=1, verbose=0)
+    assert _kernel(model) == -1.0
     del raised
+
+
+def test_no_cache_is_ever_cleared(monkeypatch):
+    if BACKEND != "jax":
+        pytest.skip("jax.clear_caches exists on JAX only")
+    import jax
+
+    def refuse() -> None:
+        raise AssertionError("the range test cleared JAX's caches")
+
+    monkeypatch.setattr(jax, "clear_caches", refuse)
+    model = _linear(tripwire=True)
+    model.fit(np.ones((1, 1)), np.zeros((1, 1)), batch_size=1, verbose=0)
+    applied, _ = _applied_rates(model, min_lr=1e-3, max_lr=0.1, steps=5)
+    np.testing.assert_allclose(applied, np.geomspace(1e-3, 0.1, 5), rtol=1e-5, atol=1e-7)
+    model.layers[0].arm(2)
+    with pytest.raises(jax.errors.JaxRuntimeError):
+        _applied_rates(model, min_lr=1e-3, max_lr=0.1, steps=5)
+    model.layers[0].disarm()
+    applied, _ = _applied_rates(model, min_lr=1e-2, max_lr=1.0, steps=4)
+    np.testing.assert_allclose(applied, np.geomspace(1e-2, 1.0, 4), rtol=1e-5, atol=1e-7)
+    model.fit(np.ones((1, 1)), np.zeros((1, 1)), batch_size=1, verbose=0)
+    assert _kernel(model) == -1.0
 
 
 # -- the per-batch record ---------------------------------------------------------------------
@@ -217,7 +394,7 @@ def test_loss_and_metrics_are_per_batch_not_running_means():
 
 
 def test_steps_per_execution_gives_one_row_per_execution():
-    if keras.backend.backend() == "torch":
+    if BACKEND == "torch":
         pytest.skip("Keras allows steps_per_execution > 1 only on JAX and TensorFlow")
     x = np.random.default_rng(0).normal(size=(70, 3)).astype("float32")
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
@@ -251,7 +428,6 @@ def test_validation_is_recorded_without_disturbing_the_training_record():
     evaluated = np.flatnonzero(np.isfinite(validated.metrics["val_loss"]))
     np.testing.assert_array_equal(evaluated, [2, 5, 7])  # every 3 steps, and the last
     assert "val_accuracy" in validated.metrics and "val_loss" not in plain.metrics
-    assert validated.suggestion_key() == "val_accuracy"
 
 
 # -- the stop rule ------------------------------------------------------------------------------
@@ -275,6 +451,7 @@ def test_stops_when_the_smoothed_loss_exceeds_stop_factor_times_its_best():
     else:
         assert not np.isfinite(result.loss[last]) and np.all(np.isfinite(result.loss[:last]))
     assert result.valid_steps == last
+    assert result.curve().diverged_at == last
 
 
 # -- restoring the model ------------------------------------------------------------------------
@@ -287,7 +464,7 @@ def trained_model():
     Shared by the tests below, which each check that the range test gave it back intact.
     """
     x, y = _data(96)
-    model = _classifier()
+    model = _classifier(tripwire=True)
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     return model, x, y
 
@@ -297,8 +474,7 @@ def test_restores_weights_optimizer_and_iterations_bit_for_bit(trained_model):
     before = _state(model)
     learning_rate = model.optimizer._learning_rate
     optimizer_variables = list(model.optimizer.variables)
-    # A weak reference: holding the compiled function would pin JAX's trace cache.
-    train_function = weakref.ref(model.train_function)
+    train_function = model.train_function
     result = clrplug.lr_range_test(model, x, y, min_lr=1e-4, max_lr=1.0, steps=7,
                                    batch_size=32, verbose=0)
     assert len(result.lr) == 7
@@ -306,10 +482,7 @@ def test_restores_weights_optimizer_and_iterations_bit_for_bit(trained_model):
     _assert_same_state(before, model)
     assert model.optimizer._learning_rate is learning_rate
     assert all(a is b for a, b in zip(model.optimizer.variables, optimizer_variables, strict=True))
-    if keras.backend.backend() == "jax":  # dropped: jit would share the sweep's trace
-        assert model.train_function is None and train_function() is None
-    else:
-        assert model.train_function is train_function()
+    assert model.train_function is train_function
 
 
 @pytest.mark.parametrize(
@@ -319,48 +492,36 @@ def test_restores_the_model_when_interrupted(trained_model, error):
     model, x, y = trained_model
     before = _state(model)
     learning_rate = model.optimizer._learning_rate
+    variables = list(model.optimizer.variables)
+    train_function = model.train_function
     with pytest.raises(type(error)):
         clrplug.lr_range_test(model, x, y, min_lr=1e-4, max_lr=1.0, steps=9, batch_size=32,
                               verbose=0, callbacks=[_Raise(5, error)])
     _assert_same_state(before, model)
     assert model.optimizer._learning_rate is learning_rate
+    assert all(a is b for a, b in zip(model.optimizer.variables, variables, strict=True))
+    assert model.train_function is train_function
     assert not model.stop_training
 
 
 def test_restores_the_model_when_a_training_step_fails(trained_model):
-    # The third batch has the wrong shape: the step itself raises (on JAX after the
-    # model's variables were handed to the compiled function).
+    # The tripwire raises inside the compiled step of the test's fourth batch (on JAX
+    # after the model's state was handed to, and donated to, the compiled function).
     model, x, y = trained_model
+    tripwire = model.layers[0]
+    tripwire.arm(4)
     before = _state(model)
-
-    def batches():
-        yield x[:32], y[:32]
-        yield x[32:64], y[32:64]
-        yield x[:32, :5], y[:32]
-
-    with pytest.raises(Exception) as raised:
-        clrplug.lr_range_test(model, batches(), min_lr=1e-4, max_lr=1.0, steps=5, verbose=0)
-    assert not isinstance(raised.value, clrplug.ClrplugError)
-    _assert_same_state(before, model)
-
-
-def test_a_kept_reference_to_the_train_function_cannot_silently_defeat_the_sweep():
-    x, y = _data(64)
-    model = _classifier()
-    model.fit(x, y, batch_size=32, verbose=0)
-    kept = model.train_function
-    before = _state(model)
-    if keras.backend.backend() == "jax":
-        # jax.jit would reuse the kept function's trace (and its learning rate): refused.
-        with pytest.raises(clrplug.ClrplugError, match="cached compilation"):
-            clrplug.lr_range_test(model, x, y, min_lr=1e-4, max_lr=1.0, steps=4,
-                                  batch_size=32, verbose=0)
-    else:
-        result = clrplug.lr_range_test(model, x, y, min_lr=1e-4, max_lr=1.0, steps=4,
-                                       batch_size=32, verbose=0)
-        assert len(result.lr) == 4
-    _assert_same_state(before, model)
-    del kept
+    variables = list(model.optimizer.variables)
+    train_function = model.train_function
+    try:
+        with pytest.raises(_step_failure()):
+            clrplug.lr_range_test(model, x, y, min_lr=1e-4, max_lr=1.0, steps=6,
+                                  batch_size=16, verbose=0)
+        _assert_same_state(before, model)
+        assert all(a is b for a, b in zip(model.optimizer.variables, variables, strict=True))
+        assert model.train_function is train_function
+    finally:
+        tripwire.disarm()
 
 
 def test_unbuilt_optimizer_comes_back_in_its_initial_state():
@@ -375,6 +536,7 @@ def test_unbuilt_optimizer_comes_back_in_its_initial_state():
     # Adam's moments were created by the test and are back at their initial zeros.
     slots = [v for v in model.optimizer.variables if "momentum" in v.path or "velocity" in v.path]
     assert slots and all(not _numpy(v).any() for v in slots)
+    assert not any("clrplug_sweep" in v.path for v in model.optimizer.variables)
 
 
 # -- data sources ---------------------------------------------------------------------------------
@@ -393,11 +555,12 @@ def test_generator_needs_steps_and_runs_with_them():
         clrplug.lr_range_test(model, batches(), verbose=0)
     with pytest.raises(clrplug.InvalidArgumentError, match="epochs=2"):
         clrplug.lr_range_test(model, batches(), epochs=2, verbose=0)
-    result = clrplug.lr_range_test(model, batches(), min_lr=1e-3, max_lr=0.1, steps=6, verbose=0)
+    result = clrplug.lr_range_test(model, batches(), min_lr=1e-3, max_lr=0.1, steps=6,
+                                   shuffle=False, verbose=0)
     assert len(result.lr) == 6 and result.steps_per_epoch is None
 
 
-def test_pydataset_and_tf_data():
+def test_pydataset():
     x, y = _data(64)
 
     class Batches(keras.utils.PyDataset):
@@ -411,12 +574,18 @@ def test_pydataset_and_tf_data():
     result = clrplug.lr_range_test(model, Batches(), min_lr=1e-3, max_lr=0.1, epochs=2,
                                    verbose=0)
     assert len(result.lr) == 8 and result.steps_per_epoch == 4
-    if keras.backend.backend() != "tensorflow":
-        return  # tf.data is checked on the TensorFlow run (importing TF elsewhere is slow)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow",
+                    reason="tf.data is checked on the TensorFlow run (importing TF elsewhere is slow)")
+def test_tf_data():
     import tensorflow as tf
 
+    x, y = _data(64)
+    model = _classifier()
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(20)  # 20, 20, 20, 4
-    result = clrplug.lr_range_test(model, dataset, min_lr=1e-3, max_lr=0.1, verbose=0)
+    result = clrplug.lr_range_test(model, dataset, min_lr=1e-3, max_lr=0.1, shuffle=False,
+                                   verbose=0)
     assert len(result.lr) == 4 and result.steps_per_epoch == 4
 
 
@@ -439,6 +608,8 @@ def test_pydataset_and_tf_data():
         ({"smoothing": 1.0}, r"smoothing must be a number in \[0, 1\).*got 1\.0"),
         ({"validation_every": 0}, r"validation_every must be None or an integer >= 1, got 0"),
         ({"callbacks": [clrplug.CyclicLR()]}, r"callbacks: CyclicLR sets the learning rate"),
+        ({"callbacks": [clrplug.OneCycleLR(0.1)]},
+         r"callbacks: OneCycleLR sets the learning rate"),
         ({"validation_data": (1, 2, 3, 4)}, r"validation_data must be \(x_val, y_val\)"),
     ],
 )
@@ -465,7 +636,7 @@ def test_uncompiled_or_unbuilt_model_is_refused():
         clrplug.lr_range_test("model", x, y)
 
 
-# -- suggestions ----------------------------------------------------------------------------------
+# -- suggestions on synthetic records --------------------------------------------------------------
 
 
 def _synthetic(accuracy: np.ndarray | None, loss: np.ndarray, lr: np.ndarray, **kw):
@@ -484,52 +655,318 @@ def _sigmoid(z):
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def test_suggestions_follow_the_seed_start_of_rise_and_elbow():
-    lr = np.geomspace(1e-5, 10.0, 301)
-    z = (np.log10(lr) + 2.0) / 0.25  # rises around 1e-2 and saturates by 1e-1
-    accuracy = 0.1 + 0.8 * _sigmoid(z) - 0.7 * _sigmoid((np.log10(lr) - 0.3) / 0.1)
-    result = _synthetic(accuracy, 2.3 - 2.0 * _sigmoid(z), lr)
-    # Independent: where the noiseless rise reaches 10 % and 90 % (sigmoid = 0.1, 0.9).
-    start, elbow = 10 ** (-2.0 + 0.25 * math.log(1 / 9)), 10 ** (-2.0 + 0.25 * math.log(9))
-    base, top = result.suggested_base_lr, result.suggested_max_lr
-    assert base is not None and top is not None
-    assert abs(math.log10(base / start)) < 0.1 and abs(math.log10(top / elbow)) < 0.1
-    assert result.suggestion_key() == "accuracy"
-    # The same band read from the loss alone.
-    loss_only = _synthetic(None, 2.3 - 2.0 * _sigmoid(z), lr)
-    assert loss_only.suggestion_key() == "loss"
-    b2, t2 = loss_only.suggest()
-    assert abs(math.log10(b2 / start)) < 0.1 and abs(math.log10(t2 / elbow)) < 0.1
+def _learning_curve(n: int = 300, seed: int = 0, noise: float = 0.02):
+    """A sweep 1e-6..10: the loss falls 1e-4..1e-1 and blows up after 1; accuracy mirrors it."""
+    lr = np.geomspace(1e-6, 10.0, n)
+    u = np.log10(lr)
+    rng = np.random.default_rng(seed)
+    loss = 2.5 - 2.0 * np.clip((u + 4.0) / 3.0, 0, 1) + np.exp(3 * (u - 0.5))
+    loss = loss + noise * rng.normal(size=n)
+    accuracy = 0.1 + 0.8 * _sigmoid((u + 2.5) / 0.3) + noise * rng.normal(size=n)
+    return lr, loss, accuracy
 
 
-def test_no_rise_gives_no_suggestion_and_no_cyclic_lr():
+def test_every_rule_runs_by_name_and_side_by_side():
+    lr, loss, accuracy = _learning_curve()
+    result = _synthetic(accuracy, loss, lr)
+    found = result.suggestions()
+    assert set(BUILTIN_RULES) <= set(found)
+    curve = RangeCurve(lr, loss, {"accuracy": accuracy})
+    for name, (rule_fn, _) in BUILTIN_RULES.items():
+        expected = rule_fn(curve)  # the rule itself, on the same record
+        suggestion = found[name]
+        assert isinstance(suggestion, Suggestion) and expected is not None, name
+        assert suggestion == result.suggest(name)
+        assert (suggestion.rule, suggestion.max_lr, suggestion.reason, suggestion.index) == (
+            name, expected.max_lr, expected.reason, expected.index
+        )
+        own = expected.base_lr
+        assert suggestion.base_lr == (own if own is not None else expected.max_lr / DEFAULT_LOWER)
+        assert lr[0] <= suggestion.base_lr <= suggestion.max_lr <= lr[-1]
+        assert suggestion.reason.startswith(f"{name}:")
+    # The rule gives its own base_lr only for accuracy_rise.
+    assert found["accuracy_rise"].base_lr != found["accuracy_rise"].max_lr / DEFAULT_LOWER
+
+
+def test_the_default_rule_drives_the_properties_and_the_repr():
+    lr, loss, accuracy = _learning_curve()
+    result = _synthetic(accuracy, loss, lr)
+    default = result.suggest()
+    assert default == result.suggest(DEFAULT_RULE) and default.rule == DEFAULT_RULE
+    assert (result.suggested_base_lr, result.suggested_max_lr) == (default.base_lr,
+                                                                  default.max_lr)
+    assert result.suggested_base_lr == result.suggested_max_lr / DEFAULT_LOWER
+    text = repr(result)
+    assert f"rule={DEFAULT_RULE!r}" in text and f"{default.max_lr:.3g}" in text
+    assert "stop_reason='completed'" in text and "steps=300/300" in text
+
+
+def test_base_div_sets_the_lower_bound_of_rules_without_one():
+    lr, loss, accuracy = _learning_curve()
+    result = _synthetic(accuracy, loss, lr)
+    top = result.suggest("steep").max_lr
+    assert result.suggest("steep", base_div=3.0).base_lr == top / 3.0
+    assert result.suggestions(base_div=10.0)["minimum"].base_lr == (
+        result.suggest("minimum").max_lr / 10.0
+    )
+    own = result.suggest("accuracy_rise")
+    assert result.suggest("accuracy_rise", base_div=3.0) == own  # its own lower bound
+    with pytest.raises(clrplug.InvalidArgumentError, match=r"base_div must be a finite number >= 1"):
+        result.suggest("steep", base_div=0.5)
+
+
+def test_an_unknown_rule_name_is_refused_with_the_names_there_are():
+    lr, loss, accuracy = _learning_curve()
+    result = _synthetic(accuracy, loss, lr)
+    with pytest.raises(clrplug.UnknownNameError, match=r"^rule: unknown rule 'valey'") as raised:
+        result.suggest("valey")
+    assert "Did you mean 'valley'?" in str(raised.value)
+    assert set(BUILTIN_RULES) <= set(raised.value.available)
+    with pytest.raises(clrplug.UnknownNameError, match=r"rule: unknown rule"):
+        result.cyclic_lr(step_size=10, rule="nope")
+    with pytest.raises(clrplug.InvalidArgumentError, match=r"rule must be a registered rule's"):
+        result.suggest(42)
+
+
+def test_a_rule_record_is_accepted_as_it_is():
+    lr, loss, accuracy = _learning_curve()
+    result = _synthetic(accuracy, loss, lr)
+
+    def tenth_of_the_sweep(curve):
+        index = len(curve.lr) // 10
+        return RuleResult(float(curve.lr[index]), None, "tenth: a tenth of the way", index)
+
+    rule = clrplug.SuggestionRule("tenth", tenth_of_the_sweep, "A tenth of the way.")
+    found = result.suggest(rule)
+    assert found == Suggestion("tenth", lr[30] / DEFAULT_LOWER, lr[30], "tenth: a tenth of the way",
+                               30)
+    assert "tenth" not in result.suggestions()  # not registered
+
+
+PLUGIN_RULE = '''
+from clrplug import SuggestionRule
+from clrplug.range_test.rules import RuleResult
+
+
+def halfway(curve):
+    index = curve.valid_length // 2
+    return RuleResult(float(curve.lr[index]), float(curve.lr[index // 2]), "halfway: mid", index)
+
+
+def broken(curve):
+    raise ZeroDivisionError("plugin bug")
+
+
+HALFWAY = SuggestionRule("halfway", halfway, "Halfway along the sweep.")
+BROKEN = SuggestionRule("broken", broken, "Always fails.")
+'''
+
+
+def test_a_third_party_rule_from_an_installed_distribution(fake_dist, fresh_registry):
+    fake_dist(
+        "clrplug-halfway",
+        modules={"clrplug_halfway": PLUGIN_RULE},
+        entry_points={"clrplug.policies": {"halfway": "clrplug_halfway:HALFWAY",
+                                           "broken": "clrplug_halfway:BROKEN"}},
+    )
+    lr, loss, accuracy = _learning_curve()
+    result = _synthetic(accuracy, loss, lr)
+    expected = Suggestion("halfway", float(lr[75]), float(lr[150]), "halfway: mid", 150)
+    assert result.suggest(rule="halfway") == expected
+    with pytest.warns(UserWarning, match=r"rule 'broken' \(from clrplug-halfway 1\.0\) raised "
+                                         r"ZeroDivisionError: plugin bug"):
+        found = result.suggestions()
+    assert found["halfway"] == expected and found["broken"] is None
+    assert set(BUILTIN_RULES) <= set(found)
+    with pytest.raises(clrplug.ClrplugError, match=r"rule 'broken'.*raised ZeroDivisionError"):
+        result.suggest("broken")
+    clr = result.cyclic_lr(step_size=10, rule="halfway")
+    assert (clr.base_lr, clr.max_lr) == (expected.base_lr, expected.max_lr)
+    assert "halfway" in [r.name for r in fresh_registry.records("rule")]
+
+
+def test_a_rule_name_two_distributions_register_is_left_out(fake_dist, fresh_registry):
+    for dist in ("clrplug-halfway", "clrplug-halfway-too"):
+        module = dist.replace("-", "_")
+        fake_dist(dist, modules={module: PLUGIN_RULE},
+                  entry_points={"clrplug.policies": {"halfway": f"{module}:HALFWAY"}})
+    lr, loss, accuracy = _learning_curve()
+    result = _synthetic(accuracy, loss, lr)
+    with pytest.raises(clrplug.NameConflictError, match=r"rule 'halfway'"):
+        result.suggest("halfway")
+    with pytest.warns(UserWarning, match=r"rule 'halfway' is registered by more than one"):
+        found = result.suggestions()
+    assert found["halfway"] is None and found["valley"] is not None
+
+
+def test_a_rule_returning_garbage_is_named():
+    lr, loss, accuracy = _learning_curve()
+    result = _synthetic(accuracy, loss, lr)
+    bad = clrplug.SuggestionRule("bad", lambda curve: (1e-3, 1e-2))
+    with pytest.raises(clrplug.ClrplugError, match=r"rule 'bad'.*returned tuple"):
+        result.suggest(bad)
+    far = clrplug.SuggestionRule("far", lambda curve: RuleResult(1e-3, None, "far: x", 10**6))
+    with pytest.raises(clrplug.ClrplugError, match=r"index=1000000, past the record's 300"):
+        result.suggest(far)
+
+
+def test_nan_tails_are_cut_before_any_rule_reads_them():
+    lr, loss, accuracy = _learning_curve()
+    cut = 240  # the loss became NaN here, and the test stopped one step later
+    tail_loss, tail_accuracy = loss[: cut + 1].copy(), accuracy[: cut + 1].copy()
+    tail_loss[cut], tail_accuracy[cut] = np.nan, np.nan
+    stopped = _synthetic(tail_accuracy, tail_loss, lr[: cut + 1], stop_reason="nan", steps=300)
+    clean = _synthetic(accuracy[:cut], loss[:cut], lr[:cut])
+    assert stopped.valid_steps == cut and stopped.curve().diverged_at == cut
+    found = stopped.suggestions()
+    assert found == clean.suggestions()
+    for name, suggestion in found.items():
+        assert suggestion is not None, name
+        assert math.isfinite(suggestion.base_lr) and math.isfinite(suggestion.max_lr)
+        assert lr[0] <= suggestion.base_lr <= suggestion.max_lr <= lr[cut - 1]
+    # NaN scattered in a tail that the stop rule did not catch: cut at the first one.
+    scattered = loss.copy()
+    scattered[250::7] = np.nan
+    suggestions = _synthetic(accuracy, scattered, lr).suggestions()
+    assert suggestions == _synthetic(accuracy[:250], loss[:250], lr[:250]).suggestions()
+    # Only NaN: no rule finds anything.
+    empty = _synthetic(np.full(50, np.nan), np.full(50, np.nan), np.geomspace(1e-5, 1.0, 50),
+                       stop_reason="nan")
+    assert set(empty.suggestions().values()) == {None}
+
+
+def test_no_range_gives_no_suggestion_and_no_callback():
     lr = np.geomspace(1e-5, 1e-3, 100)
     flat = 0.1 + 0.01 * np.random.default_rng(0).normal(size=100)
     result = _synthetic(flat, np.full(100, 2.3), lr)
     assert result.suggested_base_lr is None and result.suggested_max_lr is None
-    with pytest.raises(clrplug.ClrplugError, match="found no learning-rate range"):
+    assert set(result.suggestions().values()) == {None}
+    message = r"found no learning-rate range with rule 'valley'"
+    with pytest.raises(clrplug.ClrplugError, match=message):
         result.cyclic_lr(step_size=10)
+    with pytest.raises(clrplug.ClrplugError, match=message):
+        result.one_cycle(total_steps=100)
+    with pytest.raises(clrplug.ClrplugError, match="with rule 'steep'"):
+        result.cyclic_lr(step_size=10, rule="steep")
+    assert "suggested_max_lr=None" in repr(result)
 
 
-def test_cyclic_lr_is_configured_from_the_suggestion():
-    lr = np.geomspace(1e-4, 1.0, 200)
-    z = (np.log10(lr) + 2.0) / 0.3
-    result = _synthetic(0.1 + 0.8 * _sigmoid(z), 2.3 - 2.0 * _sigmoid(z), lr)
+def test_cyclic_lr_is_configured_from_the_rule():
+    lr, loss, accuracy = _learning_curve()
+    result = _synthetic(accuracy, loss, lr)
     clr = result.cyclic_lr(step_size=100, mode="triangular2")
     assert isinstance(clr, clrplug.CyclicLR)
     assert (clr.base_lr, clr.max_lr) == (result.suggested_base_lr, result.suggested_max_lr)
     assert clr.step_size == 100 and clr.mode == "triangular2"
     assert result.cyclic_lr().step_size == 4 * 25  # Smith: 2-8 epochs per half cycle
+    rise = result.suggest("accuracy_rise")
+    clr = result.cyclic_lr(step_size=10, rule="accuracy_rise", mode="exp_range",
+                           gamma=0.5)
+    assert (clr.base_lr, clr.max_lr) == (rise.base_lr, rise.max_lr)
+    clr = result.cyclic_lr(step_size=10, rule="steep", base_div=3.0)
+    assert clr.base_lr == result.suggest("steep").max_lr / 3.0
     with pytest.raises(clrplug.InvalidArgumentError, match="step_size=None"):
-        _synthetic(0.1 + 0.8 * _sigmoid(z), lr, lr, steps_per_epoch=None).cyclic_lr()
+        _synthetic(accuracy, loss, lr, steps_per_epoch=None).cyclic_lr()
 
 
-def test_divergent_tail_is_ignored_by_the_suggestion():
-    lr = np.geomspace(1e-4, 1.0, 120)
-    z = (np.log10(lr) + 2.0) / 0.3
-    accuracy = 0.1 + 0.8 * _sigmoid(z)
-    accuracy[-1] = 5.0  # the step that tripped the stop rule does not count
-    diverged = _synthetic(accuracy, 2.3 - 2.0 * _sigmoid(z), lr, stop_reason="diverged")
-    assert diverged.valid_steps == 119
-    clean = _synthetic(accuracy[:-1], (2.3 - 2.0 * _sigmoid(z))[:-1], lr[:-1])
-    assert diverged.suggest() == clean.suggest()
+def test_one_cycle_is_configured_from_the_rule():
+    lr, loss, accuracy = _learning_curve()
+    result = _synthetic(accuracy, loss, lr)
+    one_cycle = result.one_cycle()
+    assert isinstance(one_cycle, clrplug.OneCycleLR)
+    assert one_cycle.max_lr == result.suggested_max_lr and one_cycle.total_steps is None
+    one_cycle = result.one_cycle(rule="minimum", epochs=3, steps_per_epoch=10, pct_start=0.25)
+    assert one_cycle.max_lr == result.suggest("minimum").max_lr
+    assert one_cycle.total_steps == 30 and one_cycle.schedule.spec.pct_start == 0.25
+    assert result.one_cycle(total_steps=50).total_steps == 50
+
+
+def test_smoothed_gives_what_the_rules_read():
+    lr, loss, accuracy = _learning_curve()
+    result = _synthetic(accuracy, loss, lr)
+    x, y = result.smoothed()
+    expected_x, expected_y = result.curve().smoothed_loss()
+    np.testing.assert_array_equal(x, expected_x)
+    np.testing.assert_array_equal(y, expected_y)
+    x, y = result.smoothed("accuracy")
+    assert len(x) == len(y) and np.all(np.isfinite(y)) and len(x) > 250
+    assert abs(float(np.interp(-2.5, np.log10(x), y)) - 0.5) < 0.02  # the sigmoid's middle
+    with pytest.raises(clrplug.InvalidArgumentError, match=r"key='val_accuracy' was not recorded"):
+        result.smoothed("val_accuracy")
+
+
+# -- a real run ------------------------------------------------------------------------------------
+
+
+def _digits():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.data / 16.0).astype("float32")
+    y = digits.target.astype("int32")
+    return x[300:], y[300:], x[:300], y[:300]
+
+
+def _digits_model() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((64,)),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer=keras.optimizers.SGD(momentum=0.9),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+@pytest.fixture(scope="module")
+def digits_run():
+    """A real range test: an MLP on scikit-learn's digits, 150 steps from 1e-4 to 10."""
+    x_train, y_train, x_val, y_val = _digits()
+    model = _digits_model()
+    before = _state(model)
+    result = clrplug.lr_range_test(model, x_train, y_train, min_lr=1e-4, max_lr=10.0,
+                                   steps=150, batch_size=32, verbose=0)
+    return model, before, result, (x_train, y_train, x_val, y_val)
+
+
+def test_a_real_run_suggests_rates_inside_the_sweep(digits_run):
+    model, before, result, _ = digits_run
+    _assert_same_state(before, model, ("weights", "optimizer"))  # metrics: built by the test
+    assert result.steps_per_epoch == 47 and 20 < len(result.lr) <= 150
+    highest = result.lr[result.valid_steps - 1]
+    found = result.suggestions()
+    for name in ("valley", "steep", "minimum"):
+        suggestion = found[name]
+        assert suggestion is not None, (name, result)
+        assert suggestion.base_lr < suggestion.max_lr, name
+        assert 1e-4 <= suggestion.max_lr <= highest, name
+        assert 0 <= suggestion.index < result.valid_steps, name
+
+
+def test_a_real_run_gives_a_one_cycle_that_trains(digits_run):
+    model, _, result, (x_train, y_train, x_val, y_val) = digits_run
+    # The default rule's 1cycle trains the restored model well in three epochs.
+    one_cycle = result.one_cycle()
+    model.fit(x_train, y_train, batch_size=32, epochs=3, callbacks=[one_cycle], verbose=0)
+    assert one_cycle.total_steps == 3 * 47
+    _, accuracy = model.evaluate(x_val, y_val, verbose=0)
+    assert accuracy > 0.8, (accuracy, result)
+
+
+def test_suggestion_warnings_are_not_raised_for_builtin_rules():
+    lr, loss, accuracy = _learning_curve()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _synthetic(accuracy, loss, lr).suggestions()
+
+
+@pytest.mark.parametrize("name", ["lr_range_test", "SweepSchedule"])
+def test_docstring_examples_run(name):
+    import clrplug.range_test as package
+
+    blocks = re.findall(r"```python\n(.*?)```", getattr(package, name).__doc__, re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(textwrap.dedent(block), f"<{name} docstring>", "exec"), {})

@@ -25,6 +25,7 @@ __all__ = [
     "install_rate",
     "installed_rate",
     "momentum_attribute",
+    "momentum_variable",
     "read_counter",
     "read_metric_variable",
     "restore_trainer_state",
@@ -245,6 +246,41 @@ def momentum_attribute(optimizer: Any) -> str | None:
         if cls.__module__.startswith("keras.") and cls.__name__ in _MOMENTUM_ATTRIBUTES:
             return _MOMENTUM_ATTRIBUTES[cls.__name__]
     return None
+
+
+class _MomentumVariable(keras.Variable):
+    """The momentum the update step reads; ``momentum != 0`` stays a Python bool.
+
+    Keras 3.15 ``SGD.update_step`` branches on ``if self.momentum != 0`` in Python; a
+    plain Variable would make that a traced boolean. A cycled momentum keeps SGD's
+    velocity branch (it was built with momentum > 0), so the comparison with 0 is
+    answered on the host; everything else is a Keras variable's.
+    """
+
+    def __eq__(self, other: Any) -> Any:
+        if isinstance(other, (int, float)) and other == 0:
+            return False
+        return super().__eq__(other)
+
+    def __ne__(self, other: Any) -> Any:
+        if isinstance(other, (int, float)) and other == 0:
+            return True
+        return super().__ne__(other)
+
+
+def momentum_variable(optimizer: Any, initial: float) -> Any:
+    """A float32 optimizer variable the update step can read its momentum from.
+
+    Created like ``add_variable`` does (Keras 3.15: the optimizer's name scope, then the
+    private ``_track_variable``), as the subclass above.
+    """
+    with variable_scope(optimizer), keras.name_scope(optimizer.name, caller=optimizer):
+        variable = _MomentumVariable(
+            initializer=keras.initializers.Constant(initial), shape=(), dtype="float32",
+            trainable=False, aggregation="only_first_replica", name="clrplug_momentum",
+        )
+    optimizer._track_variable(variable)
+    return variable
 
 
 def drive_momentum(optimizer: Any, value: Any, original: float) -> None:

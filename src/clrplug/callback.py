@@ -53,6 +53,9 @@ class ScheduleCallback(keras.callbacks.Callback):
         self._may_skip = False  # a LossScaleOptimizer may skip updates
         self._counted = 0  # batches of this epoch whose real count is recorded
         self._next_check = 0  # batch at which on_train_batch_begin has work to do
+        # The rate (and momentum) of the epoch's coming batches, for the batch logs:
+        # (first batch, rates, momenta), computed in bulk from the host-side formula.
+        self._batch_rates: tuple[int, np.ndarray, np.ndarray | None] | None = None
         self._first_epoch = True  # the next epoch begin is a fit's first
 
     # -- subclass hooks ---------------------------------------------------------------
@@ -194,6 +197,7 @@ class ScheduleCallback(keras.callbacks.Callback):
         first = self._count() if first is None else first
         self._segments = [s for s in self._segments if s[0] < first]
         self._segments.append((first, copy.copy(self.schedule), self._offset))
+        self._batch_rates = None  # the batch logs' values are computed again from here
 
     # -- hooks ----------------------------------------------------------------------------
 
@@ -219,6 +223,7 @@ class ScheduleCallback(keras.callbacks.Callback):
             self._epoch_start + self._offset, self._steps_per_execution, skipping=self._may_skip
         )
         self._counted = 0
+        self._batch_rates = None
         self._plan(self._epoch_start // self._accumulation, (self.params or {}).get("steps"))
         self._next_check = 1
 
@@ -236,6 +241,24 @@ class ScheduleCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._recorder.batch_end(batch, logs)
+        if isinstance(logs, dict):
+            # For the callbacks after this one (TensorBoard writes batch logs as scalars):
+            # the rate of the batch's step, from the formula, with no device access.
+            rate, moment = self._batch_values(batch)
+            logs["learning_rate"] = rate
+            if moment is not None:
+                logs["momentum"] = moment
+
+    _BATCH_CHUNK = 4096
+
+    def _batch_values(self, batch: int) -> tuple[float, float | None]:
+        chunk = self._batch_rates
+        if chunk is None or not chunk[0] <= batch < chunk[0] + len(chunk[1]):
+            counts = self._epoch_start + self._offset + batch + np.arange(self._BATCH_CHUNK)
+            rates, momenta = self._values_at(counts)
+            chunk = self._batch_rates = (batch, rates, momenta)
+        first, rates, momenta = chunk
+        return float(rates[batch - first]), (None if momenta is None else float(momenta[batch - first]))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         model = self.model  # free here: Keras has just synced state for the epoch's end

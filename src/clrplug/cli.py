@@ -30,31 +30,37 @@ from clrplug.registry import PluginLoadWarning, default_registry
 __all__ = ["build_parser", "main"]
 
 
-def _policy_rows() -> list[dict[str, Any]]:
+def _record_rows() -> list[dict[str, Any]]:
+    """One row per registered record (policies, waveforms, rules) and per failed plugin."""
     registry = default_registry()
-    conflicts = registry.conflicts()
     rows: list[dict[str, Any]] = []
-    for policy in registry.policies():
-        source = policy.source
-        rows.append(
-            {
-                "name": policy.name,
-                "scale_mode": policy.scale_mode,
-                "params": dict(policy.params or {}),
-                "description": policy.description,
-                "source": str(source),
-                "distribution": source.distribution,
-                "version": source.version,
-                "kind": source.kind,
-                "status": "conflict" if policy.name in conflicts else "ok",
-            }
-        )
+    for kind in ("policy", "waveform", "rule"):
+        conflicts = registry.conflicts(kind)
+        for record in registry.records(kind):
+            source = record.source
+            rows.append(
+                {
+                    "record": kind,
+                    "name": record.name,
+                    "scale_mode": getattr(record, "scale_mode", None),
+                    "params": dict(getattr(record, "params", None) or {}),
+                    "in_step": getattr(record, "ops_fn", None) is not None,
+                    "description": record.description,
+                    "source": str(source),
+                    "distribution": source.distribution,
+                    "version": source.version,
+                    "kind": source.kind,
+                    "status": "conflict" if record.name in conflicts else "ok",
+                }
+            )
     for failure in registry.failures():
         rows.append(
             {
+                "record": None,
                 "name": None,
                 "scale_mode": None,
                 "params": {},
+                "in_step": False,
                 "description": "",
                 "source": str(failure.source),
                 "distribution": failure.source.distribution,
@@ -70,28 +76,38 @@ def _format_params(params: dict[str, float]) -> str:
     return ", ".join(f"{k}={v:g}" for k, v in params.items()) or "-"
 
 
+def format_table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows of cells as left-aligned columns (the last column is not padded)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
+        for row in rows
+    )
+
+
 def cmd_policies(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # the listing itself shows every failed plugin
         warnings.simplefilter("ignore", PluginLoadWarning)
-        rows = _policy_rows()
+        rows = _record_rows()
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = [("NAME", "SCALE MODE", "PARAMETERS", "SOURCE", "STATUS")]
+    table = [("TYPE", "NAME", "SCALE MODE", "PARAMETERS", "IN STEP", "SOURCE", "STATUS")]
     for row in rows:
         table.append(
             (
+                row["record"] or "-",
                 row["name"] or "-",
                 row["scale_mode"] or "-",
                 _format_params(row["params"]),
+                {"policy": "yes" if row["in_step"] else "table", "waveform": "yes"}.get(
+                    row["record"] or "", "-"
+                ),
                 row["source"],
                 row["status"],
             )
         )
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]
-    for line in table:
-        cells = [cell.ljust(width) for cell, width in zip(line, widths, strict=False)]
-        print("  ".join([*cells, line[-1]]).rstrip())
+    print(format_table(table))
     return 0
 
 
@@ -112,9 +128,23 @@ def _policy_params(pairs: Sequence[str]) -> dict[str, float]:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     # Imported here: the other subcommands need no matplotlib.
-    from clrplug.plotting import plot_schedule
+    from clrplug.plotting import ONE_CYCLE, plot_schedule
 
     params = _policy_params(args.param)
+    one_cycle = {
+        key: value
+        for key, value in (
+            ("pct_start", args.pct_start), ("anneal_strategy", args.anneal_strategy),
+            ("div_factor", args.div_factor), ("final_div_factor", args.final_div_factor),
+            ("three_phase", args.three_phase or None),
+        )
+        if value is not None
+    }
+    if one_cycle and args.mode != ONE_CYCLE:
+        raise InvalidArgumentError(
+            f"--{sorted(one_cycle)[0].replace('_', '-')} only applies to MODE {ONE_CYCLE}, "
+            f"not {args.mode!r}."
+        )
     figure = plot_schedule(
         args.mode,
         base_lr=args.base_lr,
@@ -123,20 +153,29 @@ def cmd_plot(args: argparse.Namespace) -> int:
         steps=args.steps,
         gamma=args.gamma,
         policy_params=params or None,
+        step_size_down=args.step_size_down,
+        waveform=args.waveform,
+        cycle_momentum=True if args.cycle_momentum else None,
+        base_momentum=args.base_momentum,
+        max_momentum=args.max_momentum,
         title=args.title,
         path=args.output,
+        **one_cycle,
     )
     print(f"wrote {args.output}")
     if args.csv is not None:
-        # Exactly the plotted values (clrplug.learning_rates, float64).
-        line = figure.axes[0].lines[0]
-        iterations, rates = line.get_xdata(), line.get_ydata()
+        # Exactly the plotted values (the float64 formulas).
+        iterations, rates = figure.axes[0].lines[0].get_xdata(), figure.axes[0].lines[0].get_ydata()
+        columns = [("iteration", iterations), ("lr", rates)]
+        if len(figure.axes) > 1:
+            columns.append(("momentum", figure.axes[1].lines[0].get_ydata()))
         path = Path(args.csv)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["iteration", "lr"])
-            writer.writerows((int(i), repr(float(lr))) for i, lr in zip(iterations, rates, strict=True))
+            writer.writerow([name for name, _ in columns])
+            for i in range(len(iterations)):
+                writer.writerow([int(iterations[i]), *(repr(float(c[i])) for _, c in columns[1:])])
         print(f"wrote {args.csv}")
     return 0
 
@@ -195,7 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     policies = commands.add_parser(
-        "policies", help="list the registered policies and where they come from"
+        "policies",
+        help="list the registered policies, waveforms and range-test rules, and their sources",
+        description="List every registered policy, waveform and range-test rule with where "
+        "it comes from. IN STEP: 'yes' runs inside the compiled step (it has a keras.ops "
+        "twin); 'table' is tabulated by CyclicLR and refused by a stand-alone schedule.",
     )
     policies.add_argument("--json", action="store_true", help="print JSON instead of a table")
     policies.set_defaults(func=cmd_policies)
@@ -206,16 +249,41 @@ def build_parser() -> argparse.ArgumentParser:
         description="Plot the learning rate of policy MODE over training iterations, "
         "computed by clrplug.learning_rates.",
     )
-    plot.add_argument("mode", metavar="MODE", help="a policy name (see `clrplug policies`)")
+    plot.add_argument(
+        "mode", metavar="MODE",
+        help="a policy name (see `clrplug policies`), or one_cycle for Smith's 1cycle",
+    )
     plot.add_argument("--base-lr", type=float, default=0.001, help="lower boundary (0.001)")
     plot.add_argument("--max-lr", type=float, default=0.006, help="upper boundary (0.006)")
     plot.add_argument(
         "--step-size", type=float, default=2000, help="iterations per half cycle (2000)"
     )
     plot.add_argument(
-        "--steps", type=int, default=None, help="last iteration plotted (3 cycles)"
+        "--steps", type=int, default=None,
+        help="last iteration plotted (3 cycles); for one_cycle its total_steps (1000)",
     )
     plot.add_argument("--gamma", type=float, default=1.0, help="exp_range constant (1.0)")
+    plot.add_argument(
+        "--step-size-down", type=float, default=None,
+        help="iterations of the falling half (default: symmetric cycles)",
+    )
+    plot.add_argument("--waveform", default="triangular", help="shape within a cycle (triangular)")
+    plot.add_argument(
+        "--cycle-momentum", action="store_true",
+        help="also draw the momentum, cycled inversely (always drawn for one_cycle)",
+    )
+    plot.add_argument("--base-momentum", type=float, default=None, help="momentum at the peak rate")
+    plot.add_argument("--max-momentum", type=float, default=None, help="momentum at the lowest rate")
+    plot.add_argument("--pct-start", type=float, default=None, help="one_cycle: warm-up fraction (0.3)")
+    plot.add_argument(
+        "--anneal-strategy", choices=("cos", "linear"), default=None,
+        help="one_cycle: annealing (cos)",
+    )
+    plot.add_argument("--div-factor", type=float, default=None, help="one_cycle: max_lr / initial_lr (25)")
+    plot.add_argument(
+        "--final-div-factor", type=float, default=None, help="one_cycle: initial_lr / min_lr (1e4)"
+    )
+    plot.add_argument("--three-phase", action="store_true", help="one_cycle: three phases")
     plot.add_argument(
         "--param", action="append", default=[], metavar="NAME=VALUE",
         help="a policy parameter; repeat for several",

@@ -83,6 +83,10 @@ def deaverage(means: np.ndarray, samples: np.ndarray) -> np.ndarray:
         return (samples * means - before * previous) / (samples - before)
 
 
+#: Batch-log entries the callbacks add themselves (from the formula): not recorded as logged.
+_COMPUTED = frozenset({"learning_rate", "momentum"})
+
+
 class StepHistory:
     """Columns of per-row values indexed by row; missing values are NaN.
 
@@ -140,6 +144,8 @@ class StepHistory:
         columns: dict[str, tuple[list[int], list[Any]]] = {}
         for row, logged in zip(rows, values, strict=True):
             for key, value in (logged or {}).items():
+                if key in _COMPUTED:
+                    continue
                 if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
                     entry = columns.setdefault(key, ([], []))
                     entry[0].append(row)

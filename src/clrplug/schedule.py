@@ -140,6 +140,11 @@ class _EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self._set_own_fields(ints, floats)
         self._remember_version()
 
+    @property
+    def momentum(self) -> Momentum | None:
+        """The momentum bounds, when momentum is cycled."""
+        return self._momentum
+
     # -- binding ------------------------------------------------------------------------
 
     @property
@@ -198,11 +203,7 @@ class _EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self._bind_extra(inner)
         if attribute is not None:
             self._own_momentum = float(getattr(inner, attribute))
-            with compat.variable_scope(inner):
-                self._momentum_variable = inner.add_variable(
-                    (), initializer=keras.initializers.Constant(self._own_momentum),
-                    dtype="float32", aggregation="only_first_replica", name="clrplug_momentum",
-                )
+            self._momentum_variable = compat.momentum_variable(inner, self._own_momentum)
             compat.drive_momentum(inner, self._momentum_variable, self._own_momentum)
         self._optimizer = inner
         self._saved_bound = True
@@ -249,6 +250,10 @@ class _EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
             momentum = self._own_momentum if self._own_momentum is not None else 0.0
         self._hold = _Hold(True, value, checks.real("momentum", momentum, low=0.0, high=1.0))
         self._store()
+        if self._momentum_variable is not None:  # the optimizer reads its own momentum again now
+            self._momentum_variable.assign(self._hold.momentum)
+            if compat.torch_eager():
+                compat.drive_momentum(self._optimizer, self._hold.momentum, self._own_momentum or 0.0)
 
     def release(self) -> None:
         """Let the schedule drive the rate again (the callbacks call it when ``fit`` begins)."""
@@ -539,11 +544,6 @@ class CyclicalSchedule(_EngineSchedule):
     def waveform(self) -> Waveform:
         """The shape within a cycle."""
         return self._waveform
-
-    @property
-    def momentum(self) -> Momentum | None:
-        """The momentum bounds, when momentum is cycled."""
-        return self._momentum
 
     @property
     def cycle_start(self) -> int:

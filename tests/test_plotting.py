@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import clrplug
-from clrplug.plotting import MissingExtraError, plot_history, plot_range_test, plot_schedule
+from clrplug.plotting import MissingExtraError, plot_history, plot_schedule
 from clrplug.range_test import RangeTestResult
+from clrplug.range_test.plot import plot_range_test
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

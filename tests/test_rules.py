@@ -38,6 +38,7 @@ import numpy as np
 import pytest
 
 from clrplug.errors import InvalidArgumentError
+from clrplug.range_test import curve as curve_module
 from clrplug.range_test import rules
 from clrplug.range_test.rules import (
     BUILTIN_RULES,
@@ -564,8 +565,9 @@ def test_longest_descent_lengths_match_the_quadratic_definition():
 # -- the module ---------------------------------------------------------------------------------
 
 
-def test_the_rules_module_needs_only_numpy():
-    tree = ast.parse(Path(rules.__file__).read_text())
+@pytest.mark.parametrize("module", [rules, curve_module], ids=["rules", "curve"])
+def test_the_rules_modules_need_only_numpy(module):
+    tree = ast.parse(Path(module.__file__).read_text())
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -573,6 +575,7 @@ def test_the_rules_module_needs_only_numpy():
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module)
     assert imported <= {
+        "clrplug.range_test.curve",
         "__future__",
         "bisect",
         "math",
@@ -586,11 +589,12 @@ def test_the_rules_module_needs_only_numpy():
 
 def _docstring_examples() -> list[tuple[str, str]]:
     examples = []
-    for name, obj in [("module", rules), *inspect.getmembers(rules, callable)]:
-        doc = inspect.getdoc(obj) or ""
-        if getattr(obj, "__module__", rules.__name__) != rules.__name__:
-            continue
-        examples += [(name, code) for code in re.findall(r"```python\n(.*?)```", doc, re.S)]
+    for module in (rules, curve_module):
+        for name, obj in [("module", module), *inspect.getmembers(module, callable)]:
+            doc = inspect.getdoc(obj) or ""
+            if getattr(obj, "__module__", module.__name__) != module.__name__:
+                continue
+            examples += [(name, code) for code in re.findall(r"```python\n(.*?)```", doc, re.S)]
     return examples
 
 

@@ -307,7 +307,7 @@ def test_generates_a_complete_distribution(tmp_path, route, monkeypatch):
         package = importlib.import_module(module)
         assert package.POLICY == clrplug.Policy(
             policy, package.scale, "cycle", params={"k": 4.0},
-            description=package.POLICY.description,
+            description=package.POLICY.description, ops_fn=package.scale_ops,
         )
         cycles = np.arange(1.0, 10_001.0)
         values = package.POLICY.scale(cycles)

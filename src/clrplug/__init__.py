@@ -75,7 +75,7 @@ _LAZY = {
     "CyclicLR": "clrplug.callback",
     "OneCycleLR": "clrplug.one_cycle",
     "CyclicalSchedule": "clrplug.schedule",
-    "OneCycleSchedule": "clrplug.schedule",
+    "OneCycleSchedule": "clrplug.one_cycle_schedule",
     "RangeTestResult": "clrplug.range_test",
     "lr_range_test": "clrplug.range_test",
     "plot_schedule": "clrplug.plotting",

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from clrplug import checks
-from clrplug.callback import ScheduleCallback
 from clrplug.engine import compat
+from clrplug.engine.base import EngineSchedule
 from clrplug.errors import InvalidArgumentError
-from clrplug.schedule import OneCycleSchedule, _EngineSchedule
+from clrplug.one_cycle_schedule import OneCycleSchedule
+from clrplug.schedule_callback import ScheduleCallback
 
 __all__ = ["OneCycleLR"]
 
@@ -123,7 +124,7 @@ class OneCycleLR(ScheduleCallback):
         old = self.schedule
         return OneCycleSchedule(total_steps=old.total_steps, start=old.start, **self._arguments)
 
-    def _continues(self, found: _EngineSchedule) -> bool:
+    def _continues(self, found: EngineSchedule) -> bool:
         mine = self.schedule
         assert isinstance(found, OneCycleSchedule) and isinstance(mine, OneCycleSchedule)
         spec, other = mine.spec, found.spec

@@ -8,7 +8,7 @@ the pluggy hook (entry-point group ``clrplug``) or through a direct entry point
 
 Every argument is checked before anything is written; an existing directory is
 never touched. The templates live here, as strings, so the generator needs no
-package data. Nothing here imports Keras.
+package data (hence the module's length). Nothing here imports Keras.
 """
 
 from __future__ import annotations
@@ -200,6 +200,8 @@ $registration
 
 from __future__ import annotations
 $imports
+from typing import Any
+
 import clrplug
 import numpy as np
 
@@ -216,12 +218,25 @@ def scale(x: np.ndarray, k: float = 4.0) -> np.ndarray:
     return 1.0 / (1.0 + (x - 1.0) / k)
 
 
+def scale_ops(x: Any, k: float = 4.0) -> Any:
+    """:func:`scale` with ``keras.ops``, run inside the compiled train step.
+
+    ``x`` is an integer tensor. Optional: without it clrplug's CyclicLR tabulates
+    :func:`scale` as training goes; with it the policy also works in a stand-alone
+    ``CyclicalSchedule``. clrplug checks it against :func:`scale` before using it.
+    """
+    from keras import ops  # imported only when a schedule uses the policy
+
+    return 1.0 / (1.0 + (ops.cast(x, "float32") - 1.0) / k)
+
+
 POLICY = clrplug.Policy(
     "$policy",
     scale,
     scale_mode="cycle",
     params={"k": 4.0},
     description="Triangular cycle whose amplitude is 1/(1 + (cycle - 1)/k).",
+    ops_fn=scale_ops,
 )
 $hook''')
 
@@ -395,8 +410,11 @@ def _files(name: str, module: str, policy: str, route: str) -> dict[str, str]:
     source = _MODULE.substitute(
         values,
         registration=_REGISTRATION[route],
-        imports="\nfrom collections.abc import Callable\n" if hook else "",
-        all='["POLICY", "clrplug_register_policies", "scale"]' if hook else '["POLICY", "scale"]',
+        imports="\nfrom collections.abc import Callable" if hook else "",
+        all=(
+            '["POLICY", "clrplug_register_policies", "scale", "scale_ops"]'
+            if hook else '["POLICY", "scale", "scale_ops"]'
+        ),
         hook=_HOOK if hook else "",
     )
     return {

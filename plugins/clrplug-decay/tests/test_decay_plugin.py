@@ -66,7 +66,12 @@ def test_parameters_that_grow_the_amplitude_are_refused():
 
 def test_clrplug_policies_lists_it_with_the_distribution(capsys):
     assert clrplug_cli(["policies"]) == 0
-    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    # The table's columns: TYPE NAME SCALE MODE PARAMETERS IN STEP SOURCE STATUS.
+    rows = {
+        line.split()[1]: line
+        for line in capsys.readouterr().out.splitlines()[1:]
+        if line.startswith("policy ")
+    }
     assert f"{DIST} {metadata.version(DIST)}" in rows["exp_decay"]
     assert "base=5, rate=0.0001" in rows["exp_decay"]
 

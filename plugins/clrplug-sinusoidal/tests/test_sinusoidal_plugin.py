@@ -86,7 +86,12 @@ def test_sine_period_refuses_a_zero_period():
 
 def test_clrplug_policies_lists_them_with_the_distribution(capsys):
     assert clrplug_cli(["policies"]) == 0
-    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[1:]}
+    # The table's columns: TYPE NAME SCALE MODE PARAMETERS IN STEP SOURCE STATUS.
+    rows = {
+        line.split()[1]: line
+        for line in capsys.readouterr().out.splitlines()[1:]
+        if line.startswith("policy ")
+    }
     for name in NAMES:
         assert f"{DIST} {metadata.version(DIST)}" in rows[name]
         assert rows[name].rstrip().endswith("ok")

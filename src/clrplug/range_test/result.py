@@ -18,7 +18,7 @@ import numpy as np
 
 from clrplug import checks
 from clrplug.errors import ClrplugError, InvalidArgumentError, UnknownNameError
-from clrplug.range_test.rules import RangeCurve, RuleResult, _smooth, _smoothing_width
+from clrplug.range_test.curve import RangeCurve, RuleResult, smooth_values, smoothing_width
 from clrplug.records import SuggestionRule
 from clrplug.registry import default_registry
 
@@ -185,8 +185,8 @@ class RangeTestResult:
         values = np.asarray(self.metrics[key][:end], dtype=np.float64)
         keep = np.isfinite(values)
         values, lrs = values[keep], np.asarray(self.lr[:end], dtype=np.float64)[keep]
-        width = _smoothing_width(len(values))
-        smooth = _smooth(values, width)
+        width = smoothing_width(len(values))
+        smooth = smooth_values(values, width)
         inside = np.isfinite(smooth)
         return lrs[inside], smooth[inside]
 
@@ -301,11 +301,11 @@ class RangeTestResult:
     def plot(self, path: Any = None, ax: Any = None, **kwargs: Any) -> Any:
         """Loss (and accuracy) against the learning rate, every rule's suggestion marked.
 
-        See :func:`clrplug.plotting.plot_range_test`; needs ``clrplug[plot]``.
+        See :func:`clrplug.range_test.plot.plot_range_test`; needs ``clrplug[plot]``.
         Returns the matplotlib ``Figure``; writes it to ``path`` if given.
         """
         # Imported here: the range test works without matplotlib.
-        from clrplug.plotting import plot_range_test
+        from clrplug.range_test.plot import plot_range_test
 
         return plot_range_test(self, path=path, ax=ax, **kwargs)
 

@@ -19,9 +19,9 @@ from keras import ops
 
 from clrplug import checks
 from clrplug.engine import compat
+from clrplug.engine.base import NO_HOLD, EngineSchedule
 from clrplug.engine.state import PackedState
 from clrplug.errors import InvalidArgumentError
-from clrplug.schedule import _EngineSchedule, _Hold
 
 __all__ = ["STEP_MODES", "SweepSchedule", "sweep_rates"]
 
@@ -66,7 +66,7 @@ def check_sweep(min_lr: Any, max_lr: Any, step_mode: Any) -> tuple[float, float]
     return low, high
 
 
-class SweepSchedule(_EngineSchedule):
+class SweepSchedule(EngineSchedule):
     """The range test's rising learning rate, evaluated inside the compiled step.
 
     At optimizer update ``u`` the rate is :func:`sweep_rates` at ``k = u - start``,
@@ -113,7 +113,7 @@ class SweepSchedule(_EngineSchedule):
     ) -> None:
         low, high = check_sweep(min_lr, max_lr, step_mode)
         super().__init__(
-            momentum=None, accumulation_steps=1, hold=_Hold(), saved_bound=False, name=name
+            momentum=None, accumulation_steps=1, hold=NO_HOLD, saved_bound=False, name=name
         )
         self._packed = PackedState(self._packed.int_fields, self._packed.float_fields, self._PREFIX)
         self.min_lr, self.max_lr = low, high

@@ -1,0 +1,416 @@
+"""What every clrplug schedule shares: numbers bound to optimizer variables, holding, evaluation.
+
+:class:`EngineSchedule` is the base of ``CyclicalSchedule``, ``OneCycleSchedule`` and
+the range test's sweep: a Keras ``LearningRateSchedule`` whose numbers are constants
+until :meth:`~EngineSchedule.bind` puts them in the optimizer's variables.
+:class:`OptimizerRate` is the rate the callbacks install on their optimizer. Over 400
+lines: binding, holding, evaluation on each backend and checked serialisation are one
+class's job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import keras
+import numpy as np
+from keras import ops
+
+from clrplug import checks
+from clrplug.cycle import INT32_MAX, Momentum
+from clrplug.engine import compat
+from clrplug.engine.state import PackedState
+from clrplug.errors import ClrplugError, InvalidArgumentError
+
+__all__ = ["NO_HOLD", "EngineSchedule", "Hold", "OptimizerRate"]
+
+_COMMON_INTS = ("accumulation", "hold")
+_COMMON_FLOATS = ("held_lr", "held_momentum")
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A plain rate (and momentum) in force instead of the schedule's, when ``on``."""
+
+    on: bool = False
+    rate: float = 0.0
+    momentum: float = 0.0
+
+
+#: No plain rate held: the schedule drives.
+NO_HOLD = Hold()
+
+
+def _step_value(step: Any) -> int:
+    return int(getattr(step, "value", step))
+
+
+class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """What both schedules share: state, binding to an optimizer, holding, evaluation."""
+
+    _INTS: ClassVar[tuple[str, ...]]
+    _FLOATS: ClassVar[tuple[str, ...]]
+
+    def __init__(
+        self,
+        *,
+        momentum: Momentum | None,
+        accumulation_steps: int,
+        hold: Hold,
+        saved_bound: bool,
+        name: str,
+    ) -> None:
+        super().__init__()
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"name must be a string, got {name!r}.")
+        self.name = name
+        self._momentum = momentum
+        self._accumulation = checks.integer("accumulation_steps", accumulation_steps, low=1, high=INT32_MAX)
+        checks.real("held_lr", hold.rate, low=0.0)
+        checks.real("held_momentum", hold.momentum, low=0.0, high=1.0)
+        self._hold = hold
+        self._packed = PackedState((*self._INTS, *_COMMON_INTS), (*self._FLOATS, *_COMMON_FLOATS), "clrplug")
+        self._optimizer: Any = None
+        self._momentum_variable: Any = None
+        self._own_momentum: float | None = None
+        self._saved_bound = saved_bound
+        self._version: Any = None
+
+    # -- the fields the state variables hold ------------------------------------------
+
+    def _fields(self) -> tuple[dict[str, int], dict[str, float]]:
+        ints, floats = self._own_fields()
+        ints.update(accumulation=self._accumulation, hold=int(self._hold.on))
+        floats.update(held_lr=self._hold.rate, held_momentum=self._hold.momentum)
+        return ints, floats
+
+    def _own_fields(self) -> tuple[dict[str, int], dict[str, float]]:
+        raise NotImplementedError
+
+    def _set_own_fields(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
+        raise NotImplementedError
+
+    def _store(self) -> None:
+        """Write the host's numbers into the variables (once bound)."""
+        self._packed.write(*self._fields())
+        self._remember_version()
+
+    def _remember_version(self) -> None:
+        if self._packed.bound and keras.backend.backend() == "torch":
+            self._version = self._packed.version()
+
+    def state_key(self) -> tuple[Any, ...]:
+        """The numbers that define the schedule now, for comparisons."""
+        ints, floats = self._fields()
+        return tuple(sorted(ints.items())) + tuple(sorted(floats.items()))
+
+    def refresh(self) -> None:
+        """Read the numbers back from the variables, e.g. after a checkpoint was loaded.
+
+        On JAX, call it only while the trainer's state is in the variables (outside
+        ``fit``, or after ``Callback.model`` was read).
+        """
+        if not self._packed.bound:
+            return
+        ints, floats = self._packed.read()
+        self._accumulation = ints["accumulation"]
+        self._hold = Hold(bool(ints["hold"]), floats["held_lr"], floats["held_momentum"])
+        self._set_own_fields(ints, floats)
+        self._remember_version()
+
+    @property
+    def momentum(self) -> Momentum | None:
+        """The momentum bounds, when momentum is cycled."""
+        return self._momentum
+
+    # -- binding ------------------------------------------------------------------------
+
+    @property
+    def bound(self) -> bool:
+        """Whether the schedule's numbers live in an optimizer's variables."""
+        return self._packed.bound
+
+    @property
+    def optimizer(self) -> Any:
+        """The optimizer the schedule is bound to, or None."""
+        return self._optimizer
+
+    @property
+    def variable_count(self) -> int:
+        """How many variables binding adds to the optimizer."""
+        return self._packed.variable_count + int(self._momentum is not None) + self._extra_variable_count()
+
+    def _extra_variable_count(self) -> int:
+        return 0
+
+    def _bind_extra(self, optimizer: Any) -> None:
+        """Create variables beyond the packed state (a scale table)."""
+
+    def bind(self, optimizer: Any) -> None:
+        """Keep the schedule's numbers in ``optimizer``'s variables from now on.
+
+        ``CyclicLR`` and ``OneCycleLR`` call it; call it yourself only to reset or hold a
+        schedule you installed by hand, or to cycle momentum with one. It adds
+        :attr:`variable_count` variables to the optimizer (saved in its checkpoints),
+        so bind the same way before loading a checkpoint saved with a bound schedule.
+
+        Raises:
+            ClrplugError: the optimizer is not built yet, is bound to another schedule's
+                owner, or cannot cycle momentum when ``cycle_momentum=True``.
+        """
+        inner = compat.inner_optimizer(optimizer)
+        if self._optimizer is inner:
+            return
+        if self._optimizer is not None:
+            raise ClrplugError(
+                f"{type(self).__name__} {self.name!r} is already bound to optimizer "
+                f"{self._optimizer.name!r}; one schedule drives one optimizer."
+            )
+        if not getattr(inner, "built", False):
+            raise ClrplugError(
+                f"optimizer {inner.name!r} is not built yet, so the schedule's variables would "
+                "come before its own: build it first, model.optimizer.build("
+                "model.trainable_variables) (CyclicLR and OneCycleLR do it for you)."
+            )
+        attribute = None
+        if self._momentum is not None:
+            attribute = self.check_momentum_support(inner)
+        gradient_accumulation = getattr(inner, "gradient_accumulation_steps", None) or 1
+        self._accumulation = int(gradient_accumulation)
+        self._packed.bind(inner, *self._fields())
+        self._bind_extra(inner)
+        if attribute is not None:
+            self._own_momentum = float(getattr(inner, attribute))
+            self._momentum_variable = compat.momentum_variable(inner, self._own_momentum)
+            compat.drive_momentum(inner, self._momentum_variable, self._own_momentum)
+        self._optimizer = inner
+        self._saved_bound = True
+        self._remember_version()
+
+    def check_momentum_support(self, optimizer: Any) -> str:
+        """The attribute momentum cycling drives on ``optimizer``; refuses what cannot cycle."""
+        inner = compat.inner_optimizer(optimizer)
+        attribute = compat.momentum_attribute(inner)
+        if attribute is None:
+            raise InvalidArgumentError(
+                f"cycle_momentum=True needs an optimizer with a momentum to cycle: SGD with "
+                f"momentum > 0, or Adam, AdamW or Adamax (beta_1); got {type(inner).__name__}."
+            )
+        if attribute == "momentum" and not float(getattr(inner, attribute)) > 0:
+            raise InvalidArgumentError(
+                "cycle_momentum=True with SGD needs momentum > 0 (SGD keeps no velocity "
+                f"otherwise), got SGD(momentum={getattr(inner, attribute)!r}). Compile with "
+                "SGD(momentum=0.9), or pass cycle_momentum=False."
+            )
+        return attribute
+
+    def _clrplug_bind_for_load(self, optimizer: Any, extra: int) -> None:
+        """Called by the load hook: bind if the checkpoint holds exactly our variables."""
+        if not self.bound and self._saved_bound and extra == self.variable_count:
+            self.bind(optimizer)
+
+    # -- holding a plain rate ---------------------------------------------------------------
+
+    @property
+    def holding(self) -> bool:
+        """Whether a plain rate is in force instead of the schedule's."""
+        return self._hold.on
+
+    def hold(self, rate: Any, momentum: Any = None) -> None:
+        """Apply the plain rate ``rate`` from the next step on, until :meth:`release`.
+
+        ``momentum`` (when momentum is cycled) defaults to the optimizer's own. This is
+        what ``optimizer.learning_rate = rate`` does on an optimizer a clrplug callback
+        drives, and what the callbacks do when their ``fit`` ends.
+        """
+        value = checks.real("learning_rate", rate, low=0.0)
+        if momentum is None:
+            momentum = self._own_momentum if self._own_momentum is not None else 0.0
+        self._hold = Hold(True, value, checks.real("momentum", momentum, low=0.0, high=1.0))
+        self._store()
+        if self._momentum_variable is not None:  # the optimizer reads its own momentum again now
+            self._momentum_variable.assign(self._hold.momentum)
+            if compat.torch_eager():
+                compat.drive_momentum(self._optimizer, self._hold.momentum, self._own_momentum or 0.0)
+
+    def release(self) -> None:
+        """Let the schedule drive the rate again (the callbacks call it when ``fit`` begins)."""
+        if self._hold.on:
+            self._hold = dataclasses.replace(self._hold, on=False)
+            self._store()
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    def _values(self, u: Any, *, checked: bool = True) -> tuple[Any, Any]:
+        """Float64 rate and momentum at update counts ``u``, ignoring any hold."""
+        raise NotImplementedError
+
+    def values_at(self, steps: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Float64 rate and momentum the schedule gives at raw optimizer counts ``steps``.
+
+        The reference values (:mod:`clrplug.formula`) for the current state, hold
+        included; what the compiled step applies, before its float32 rounding.
+        """
+        u = np.floor_divide(np.asarray(steps, dtype=np.int64), self._accumulation)
+        rates, momenta = self._values(u)
+        if self._hold.on:
+            rates = np.full(np.shape(u), self._hold.rate)
+            momenta = None if momenta is None else np.full(np.shape(u), self._hold.momentum)
+        return np.asarray(rates, dtype=np.float64), (
+            None if momenta is None else np.asarray(momenta, dtype=np.float64)
+        )
+
+    def _in_step(self, u: Any, ints: Mapping[str, Any], floats: Mapping[str, Any]) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+    def __call__(self, step: Any) -> Any:
+        if self._momentum is not None and self._optimizer is None:
+            raise ClrplugError(
+                f"{type(self).__name__} {self.name!r} cycles momentum, so it must be bound to its "
+                "optimizer: schedule.bind(optimizer) once the optimizer is built, or use the "
+                "CyclicLR / OneCycleLR callback, which does it."
+            )
+        if compat.torch_eager():
+            return self._eager(step)
+        return self._compiled(step)
+
+    def _eager(self, step: Any) -> float:
+        """PyTorch runs the step eagerly: the float64 reference is cheaper than tensor ops."""
+        if self._packed.bound and self._packed.version() != self._version:
+            self.refresh()  # a checkpoint or another owner assigned the variables
+        if self._hold.on:
+            rate, moment = self._hold.rate, self._hold.momentum
+        else:
+            rate, moment = self._values(_step_value(step) // self._accumulation, checked=False)
+        if self._momentum_variable is not None:
+            compat.drive_momentum(self._optimizer, float(moment), self._own_momentum or 0.0)
+        return float(rate)
+
+    def _compiled(self, step: Any) -> Any:
+        t = ops.convert_to_tensor(step)
+        if not keras.backend.is_int_dtype(t.dtype):
+            t = ops.cast(ops.floor(t), "int32")
+        ints, floats = self._packed.tensors(*self._fields(), keras.backend.standardize_dtype(t.dtype))
+        u = ops.floor_divide(t, ints["accumulation"])
+        rate, moment = self._in_step(u, ints, floats)
+        held = ints["hold"] > 0
+        rate = ops.where(held, floats["held_lr"], rate)
+        if self._momentum_variable is not None:
+            self._momentum_variable.assign(ops.where(held, floats["held_momentum"], moment))
+        return rate
+
+    # -- serialisation --------------------------------------------------------------------------
+
+    def _current(self) -> None:
+        """Bring the host's numbers up to date before reporting them."""
+        if self._packed.bound:
+            try:
+                self.refresh()
+            except Exception:  # JAX mid-epoch, state not synced: the host's copy is current
+                pass
+
+    def _common_config(self) -> dict[str, Any]:
+        return {
+            "cycle_momentum": self._momentum is not None,
+            "base_momentum": self._momentum.base_momentum if self._momentum else 0.85,
+            "max_momentum": self._momentum.max_momentum if self._momentum else 0.95,
+            "accumulation_steps": self._accumulation,
+            "hold": self._hold.on,
+            "held_lr": self._hold.rate,
+            "held_momentum": self._hold.momentum,
+            "bound": self._saved_bound,
+            "name": self.name,
+        }
+
+    _COMMON_TYPES: ClassVar[Mapping[str, tuple[type, ...]]] = {
+        "cycle_momentum": (bool,),
+        "base_momentum": (int, float),
+        "max_momentum": (int, float),
+        "accumulation_steps": (int,),
+        "hold": (bool,),
+        "held_lr": (int, float),
+        "held_momentum": (int, float),
+        "bound": (bool,),
+        "name": (str,),
+    }
+    _CONFIG_TYPES: ClassVar[Mapping[str, tuple[type, ...]]]
+
+    @classmethod
+    def _checked_config(cls, config: Any) -> dict[str, Any]:
+        """Only plain values of known keys: loading a file never runs code from it."""
+        kind = cls.__name__
+        if not isinstance(config, Mapping):
+            raise InvalidArgumentError(f"{kind} config must be a dict, got {config!r}.")
+        allowed = {**cls._COMMON_TYPES, **cls._CONFIG_TYPES}
+        unknown = sorted(set(config) - set(allowed))
+        if unknown:
+            raise InvalidArgumentError(
+                f"{kind} config has unsupported key(s) {unknown}; allowed: {sorted(allowed)}. "
+                "Policies are stored by name, never as code."
+            )
+        for key, value in config.items():
+            types = allowed[key]
+            if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+                raise InvalidArgumentError(
+                    f"{kind} config[{key!r}] must be {' or '.join(t.__name__ for t in types)}, "
+                    f"got {type(value).__name__} {value!r}."
+                )
+        return dict(config)
+
+    @staticmethod
+    def _pop_common(kwargs: dict[str, Any]) -> dict[str, Any]:
+        hold = Hold(
+            kwargs.pop("hold", False),
+            float(kwargs.pop("held_lr", 0.0)),
+            float(kwargs.pop("held_momentum", 0.0)),
+        )
+        return {"_hold": hold, "_saved_bound": kwargs.pop("bound", False)}
+
+
+class OptimizerRate:
+    """The rate a clrplug callback installs on its optimizer: a schedule at the optimizer's step.
+
+    Keras calls it with no argument each step; ``optimizer.learning_rate = 0.01``
+    (as ``ReduceLROnPlateau`` and ``LearningRateScheduler`` do) calls :meth:`assign`,
+    which holds that plain rate until a clrplug callback's next ``fit`` releases it.
+    """
+
+    def __init__(self, schedule: EngineSchedule) -> None:
+        self.schedule = schedule
+
+    def __call__(self) -> Any:
+        optimizer = self.schedule.optimizer
+        if optimizer is None:
+            raise ClrplugError(
+                "this clrplug rate was loaded without its optimizer's state (its schedule is not "
+                "bound): load the model with its optimizer (keras.models.load_model with "
+                "compile=True), or use the CyclicLR / OneCycleLR callback again."
+            )
+        return self.schedule(compat.counter(optimizer))
+
+    def assign(self, value: Any) -> None:
+        """Hold the plain rate ``value`` (``optimizer.learning_rate = value``)."""
+        self.schedule.hold(float(np.asarray(ops.convert_to_numpy(value))))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"schedule": keras.saving.serialize_keras_object(self.schedule)}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> OptimizerRate:
+        if not isinstance(config, Mapping) or set(config) != {"schedule"}:
+            raise InvalidArgumentError(f"OptimizerRate config must be {{'schedule': ...}}, got {config!r}.")
+        schedule = keras.saving.deserialize_keras_object(config["schedule"])
+        if not isinstance(schedule, EngineSchedule):
+            raise InvalidArgumentError(
+                f"OptimizerRate config['schedule'] must be a clrplug schedule, got {type(schedule).__name__}."
+            )
+        return cls(schedule)
+
+
+
+
+keras.saving.register_keras_serializable(package="clrplug", name="OptimizerRate")(OptimizerRate)
+compat.install_load_hook()

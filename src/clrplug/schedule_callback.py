@@ -1,0 +1,344 @@
+"""``ScheduleCallback``: a callback that drives its optimizer through a bound clrplug schedule.
+
+The host's side of every clrplug callback: binding the schedule when ``fit`` starts,
+continuing across re-compiles and models, releasing and holding a plain rate, the
+epoch and batch logs, and ``history`` (rows from :mod:`clrplug.history`, rates from
+the formula). ``CyclicLR`` and ``OneCycleLR`` say how to make and start a schedule.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import keras
+import numpy as np
+
+from clrplug import checks
+from clrplug.engine import compat
+from clrplug.engine.base import EngineSchedule, OptimizerRate
+from clrplug.errors import ClrplugError
+from clrplug.history import Recorder, samples_per_batch
+
+__all__ = ["ScheduleCallback"]
+
+
+class ScheduleCallback(keras.callbacks.Callback):
+    """A callback that drives its optimizer through a bound clrplug schedule.
+
+    Subclasses say how to make a schedule (:meth:`_new_schedule`), whether a schedule
+    found on the optimizer continues theirs (:meth:`_continues`), and how to start it.
+    Counts are kept in one numbering across optimizers (the callback's own, as the
+    seed's counters were): the optimizer's raw count plus an offset per optimizer.
+    """
+
+    # Batch-end work writes rows by index and never touches the model, so Keras may
+    # dispatch it off the training thread.
+    async_safe = True
+
+    def __init__(self, schedule: EngineSchedule, history_every: int) -> None:
+        super().__init__()
+        self.schedule = schedule
+        self._recorder = Recorder(checks.integer("history_every", history_every, low=1))
+        self._optimizer: Any = None
+        self._rate: OptimizerRate | None = None
+        self._offset = 0  # callback count = optimizer's raw count + offset
+        # (first callback count, the schedule's state from then on, that optimizer's offset)
+        self._segments: list[tuple[int, EngineSchedule, int]] = []
+        self._epoch_start = 0  # the optimizer's raw count when the epoch began
+        self._steps_per_execution = 1
+        self._accumulation = 1
+        self._may_skip = False  # a LossScaleOptimizer may skip updates
+        self._counted = 0  # batches of this epoch whose real count is recorded
+        self._next_check = 0  # batch at which on_train_batch_begin has work to do
+        # The rate (and momentum) of the epoch's coming batches, for the batch logs:
+        # (first batch, rates, momenta), computed in bulk from the host-side formula.
+        self._batch_rates: tuple[int, np.ndarray, np.ndarray | None] | None = None
+        self._first_epoch = True  # the next epoch begin is a fit's first
+
+    # -- subclass hooks ---------------------------------------------------------------
+
+    def _new_schedule(self) -> EngineSchedule:
+        """A fresh unbound schedule with this callback's definition and current state."""
+        raise NotImplementedError
+
+    def _continues(self, found: EngineSchedule) -> bool:
+        """Whether ``found`` (on the optimizer, e.g. from a loaded model) continues ours."""
+        raise NotImplementedError
+
+    def _start(self, update: int, reached: int | None) -> None:
+        """Start the schedule at update ``update``; ``reached``: the update count it had
+        reached on the previous optimizer, when moving to a new one."""
+        raise NotImplementedError
+
+    def _plan(self, first_update: int, steps: int | None) -> None:
+        """Prepare the schedule for the coming updates (tables, totals)."""
+
+    def _batch_work(self, batch: int) -> int:
+        """Work due at ``batch`` (table refills); returns the next batch that has some."""
+        return 2**62
+
+    # -- installing ---------------------------------------------------------------------
+
+    def set_model(self, model: Any) -> None:
+        super().set_model(model)
+        # Bind now, before any on_train_begin: BackupAndRestore loads its checkpoint
+        # there and must find the optimizer variables the run was saved with.
+        if getattr(model, "optimizer", None) is not None:
+            self.attach(model)
+
+    def attach(self, model: Any) -> None:
+        """Bind the schedule to ``model``'s optimizer now (``fit`` does it for you).
+
+        Call it yourself before ``model.load_weights(...)`` of a checkpoint saved during
+        a run with this callback, into a freshly compiled model, so the optimizer has the
+        same variables as when it was saved. Everything is checked before anything
+        changes.
+
+        Raises:
+            ClrplugError: the model is not compiled or not built, its optimizer has no
+                learning rate, already has a schedule that is not clrplug's, or cannot
+                cycle momentum when asked to.
+        """
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is None:
+            raise ClrplugError(
+                f"{type(self).__name__} needs a compiled model: call model.compile(optimizer=...) first."
+            )
+        inner = compat.inner_optimizer(optimizer)
+        if inner is self._optimizer and compat.installed_rate(inner) is self._rate:
+            return
+        if not hasattr(inner, "_learning_rate") or not hasattr(inner, "_iterations"):
+            raise ClrplugError(
+                f"{type(self).__name__}: optimizer {type(inner).__name__} has no learning rate to "
+                "set (no `learning_rate` passed to keras.optimizers.Optimizer.__init__)."
+            )
+        schedule, adopted = self._schedule_for(inner)
+        if schedule.momentum is not None:
+            schedule.check_momentum_support(inner)
+        if not inner.built:
+            if not model.built:
+                raise ClrplugError(
+                    f"model {model.name!r} is not built, so its optimizer cannot be: give it a "
+                    "keras.Input, call model.build(input_shape), or train it once."
+                )
+            inner.build(model.trainable_variables)
+        accumulation = int(getattr(inner, "gradient_accumulation_steps", None) or 1)
+        raw = compat.read_counter(inner)
+        reached: int | None = None
+        if self._optimizer is not None and inner is not self._optimizer:
+            # Moving to another optimizer: continue the callback's counts and cycle there.
+            old = compat.read_counter(self._optimizer)
+            self._offset += old - raw
+            reached = old // self._accumulation
+        schedule.bind(inner)
+        current = compat.installed_rate(inner)
+        rate = (
+            current
+            if isinstance(current, OptimizerRate) and current.schedule is schedule
+            else OptimizerRate(schedule)
+        )
+        compat.install_rate(inner, rate)
+        self.schedule, self._optimizer, self._rate = schedule, inner, rate
+        self._accumulation = accumulation
+        self._steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
+        # A LossScaleOptimizer skips updates whose gradients are not finite: then the
+        # counter is read before each batch (one state sync per batch on JAX).
+        self._may_skip = optimizer is not inner
+        if not adopted and (reached is not None or not self._segments):
+            self._start(raw // accumulation, reached)
+        self._record_segment()
+        if getattr(model, "train_function", None) is not None:
+            # The model was trained with another rate: its compiled step must call ours. The
+            # optimizer's variables changed, so JAX traces anew (no cache to clear).
+            model.make_train_function(force=True)
+
+    def _schedule_for(self, inner: Any) -> tuple[EngineSchedule, bool]:
+        """The schedule to bind to ``inner`` and whether it was adopted from the optimizer.
+
+        A clrplug rate that a callback installed (also one loaded with the model) is
+        continued when it has this callback's definition, else replaced by a new cycle.
+        Any other schedule, a clrplug schedule the model was compiled with included
+        unless it continues this callback's, is refused: two things would set the rate.
+        """
+        current = compat.installed_rate(inner)
+        if current is self._rate or (isinstance(current, OptimizerRate) and current.schedule is self.schedule):
+            return self.schedule, False
+        found = current.schedule if isinstance(current, OptimizerRate) else current
+        continues = (
+            isinstance(found, EngineSchedule)
+            and type(found) is type(self.schedule)
+            and self._continues(found)
+        )
+        if continues:
+            return found, True
+        if not isinstance(current, OptimizerRate) and (
+            isinstance(current, keras.optimizers.schedules.LearningRateSchedule)
+            or (callable(current) and not isinstance(current, keras.Variable))
+        ):
+            raise ClrplugError(
+                f"{type(self).__name__}: optimizer {type(inner).__name__} already has a learning-rate "
+                f"schedule ({type(current).__name__}), and {type(self).__name__} sets the rate itself. "
+                "Compile with a float learning_rate (base_lr overrides it), or use the schedule "
+                "as the optimizer's learning_rate without the callback."
+            )
+        if self.schedule.bound:  # ours drives another optimizer: continue with a copy here
+            return self._new_schedule(), False
+        return self.schedule, False
+
+    def _count(self) -> int:
+        """The callback's count now (the optimizer's raw count plus its offset)."""
+        return compat.read_counter(self._optimizer) + self._offset
+
+    def _record_segment(self, first: int | None = None) -> None:
+        """The schedule's current state is in force from now on (replacing later records)."""
+        first = self._count() if first is None else first
+        self._segments = [s for s in self._segments if s[0] < first]
+        self._segments.append((first, copy.copy(self.schedule), self._offset))
+        self._batch_rates = None  # the batch logs' values are computed again from here
+
+    # -- hooks ----------------------------------------------------------------------------
+
+    def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        self.attach(self.model)
+        self._first_epoch = True
+
+    def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
+        if self._first_epoch:
+            # Once a fit: read the state back, as a checkpoint may have been loaded into it
+            # (BackupAndRestore, in its on_train_begin), then drive the rate: a plain rate
+            # held since the last fit, or restored with a checkpoint, is released. A plain
+            # rate set later in this fit (optimizer.learning_rate = x) is kept.
+            self._first_epoch = False
+            before = self.schedule.state_key()
+            self.schedule.refresh()
+            if self.schedule.holding:
+                self.schedule.release()
+            if self.schedule.state_key() != before:
+                self._record_segment()
+        self._epoch_start = compat.read_counter(self._optimizer)
+        self._recorder.epoch_begin(
+            self._epoch_start + self._offset, self._steps_per_execution, skipping=self._may_skip
+        )
+        self._counted = 0
+        self._batch_rates = None
+        self._plan(self._epoch_start // self._accumulation, (self.params or {}).get("steps"))
+        self._next_check = 1
+
+    def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        # Runs every batch: one integer comparison unless there is work to do.
+        if batch < self._next_check:
+            return
+        if self._recorder.needs_batch_samples(batch):
+            # Samples per batch, to de-average the logs (once an epoch: one sync on JAX).
+            self._recorder.set_batch_samples(samples_per_batch(self._model, batch))
+        if self._may_skip:
+            self._count_updates(batch)
+        work = self._batch_work(batch)
+        self._next_check = batch + 1 if self._may_skip else work
+
+    def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
+        self._recorder.batch_end(batch, logs)
+        if isinstance(logs, dict):
+            # For the callbacks after this one (TensorBoard writes batch logs as scalars):
+            # the rate of the batch's step, from the formula, with no device access.
+            rate, moment = self._batch_values(batch)
+            logs["learning_rate"] = rate
+            if moment is not None:
+                logs["momentum"] = moment
+
+    _BATCH_CHUNK = 4096
+
+    def _batch_values(self, batch: int) -> tuple[float, float | None]:
+        chunk = self._batch_rates
+        if chunk is None or not chunk[0] <= batch < chunk[0] + len(chunk[1]):
+            counts = self._epoch_start + self._offset + batch + np.arange(self._BATCH_CHUNK)
+            rates, momenta = self._values_at(counts)
+            chunk = self._batch_rates = (batch, rates, momenta)
+        first, rates, momenta = chunk
+        return float(rates[batch - first]), (None if momenta is None else float(momenta[batch - first]))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        model = self.model  # free here: Keras has just synced state for the epoch's end
+        count = compat.read_counter(self._optimizer)
+        seen = self._recorder.epoch_seen
+        if self._may_skip:
+            self._count_updates(seen)
+            steps = (self.params or {}).get("steps")
+            ran = min(seen, steps) if steps else seen
+        else:
+            ran = count - self._epoch_start
+        self._recorder.epoch_end(ran, model)
+        if logs is not None and ran > 0:
+            last = self._recorder.last_before() if self._may_skip else count - 1 + self._offset
+            rate, moment = self._values_at(np.array([last]))
+            logs["learning_rate"] = float(rate[0])
+            if moment is not None:
+                logs["momentum"] = float(moment[0])
+
+    def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        # As the seed's callback left it: the rate of the next step, now a plain rate.
+        count = compat.read_counter(self._optimizer)
+        rate, _ = self.schedule.values_at([count])
+        self.schedule.hold(float(rate[0]))
+        self._record_segment(count + self._offset)
+
+    def _count_updates(self, batch: int) -> None:
+        """Record the real count after the steps before ``batch`` (LossScaleOptimizer)."""
+        if batch <= self._counted:
+            return
+        compat.sync_state(self.model)
+        count = self._count()
+        self._recorder.set_counts(self._counted, batch, count)
+        self._counted = batch
+
+    def _update_now(self) -> int:
+        """The optimizer's update count now (on JAX, after syncing the trainer's state)."""
+        if getattr(self, "_model", None) is not None:
+            compat.sync_state(self._model)
+        return compat.read_counter(self._optimizer) // self._accumulation
+
+    # -- history -----------------------------------------------------------------------------
+
+    def _values_at(self, before: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Rate and momentum applied at callback counts ``before`` (each step's start)."""
+        before = np.asarray(before, dtype=np.int64)
+        rates = np.zeros(len(before))
+        momenta = np.zeros(len(before)) if self.schedule.momentum is not None else None
+        firsts = np.array([first for first, _, _ in self._segments], dtype=np.int64)
+        index = np.maximum(np.searchsorted(firsts, before, side="right") - 1, 0)
+        for i, (_, state, offset) in enumerate(self._segments):
+            mask = index == i
+            if mask.any():
+                r, m = state.values_at(before[mask] - offset)
+                rates[mask] = r
+                if momenta is not None and m is not None:
+                    momenta[mask] = m
+        return rates, momenta
+
+    @property
+    def history(self) -> dict[str, np.ndarray]:
+        """Per step: ``lr``, ``iterations``, ``momentum`` (when cycled), losses and metrics.
+
+        ``lr`` is the rate applied at the step, ``iterations`` the update count after it
+        (the callback's own count: it never resets, also across re-compiles), and every
+        logged loss and metric is the step's own value: Keras 3 logs running means over
+        the epoch, which are undone here (metrics that are not plain means, such as AUC,
+        are kept as logged). With ``steps_per_execution=N`` Keras logs once per N steps
+        and the steps in between hold NaN; with ``history_every=N`` one row stands for
+        the last of N steps, its logged values their mean.
+        """
+        iterations, before, values = self._recorder.columns(getattr(self, "_model", None))
+        rates, momenta = self._values_at(before) if len(iterations) else (np.zeros(0), None)
+        result: dict[str, np.ndarray] = {"lr": rates, "iterations": iterations // self._accumulation}
+        if self.schedule.momentum is not None:
+            result["momentum"] = momenta if momenta is not None else np.zeros(0)
+        result.update(values)
+        return result
+
+    def plot_history(self, *args: Any, **kwargs: Any) -> Any:
+        """Plot ``history``: see :func:`clrplug.plotting.plot_history` (needs ``clrplug[plot]``)."""
+        from clrplug.plotting import plot_history
+
+        return plot_history(self.history, *args, **kwargs)

@@ -7,16 +7,19 @@ namespace, with a fresh policy registry:
   doctest); a block whose first line is ``# not run`` is skipped;
 - a block with ``title="path"`` in its info string shows a file: it is written to
   that path in the page's folder (a Python file is compiled, not run);
-- shell blocks (``bash``, ``sh``, ``shell``, and ``console`` lines after ``$ ``) run
-  the commands that act only on the page's folder: ``pip install <local folders>``
-  (installed with ``--target`` into a temporary directory put on ``sys.path``, as a
-  plugin user's ``pip install`` would, without touching this environment),
-  ``pytest <local paths>`` (in-process) and, in ``console`` blocks, ``$ clrplug
-  policies ...`` (in-process, with a fresh registry, as a new process would; the
-  lines after it are its expected output: each must appear in the real output,
-  whitespace aside). ``VAR=value`` prefixes set environment variables for the
-  command. Other commands are not run (a synopsis, a long demo, an install from an
-  index).
+- shell blocks (``bash``, ``sh``, ``shell``, and ``console`` lines after ``$ ``; ``&&``
+  chains are split) run every command that can run offline in CI:
+  ``pip install <local folders>`` (installed with ``--target`` into a temporary
+  directory put on ``sys.path``, as a plugin user's ``pip install`` would, without
+  touching this environment), ``pytest <local paths>`` (in-process) and every
+  ``clrplug ...`` command (in-process, with a fresh registry, as a new process
+  would; in ``console`` blocks the lines after it are its expected output: each must
+  appear in the real output, whitespace aside). ``VAR=value`` prefixes set
+  environment variables for the command. The commands that are not run each have a
+  named reason in ``NOT_RUN`` (an install from an index, a benchmark, the CI entry
+  point itself, the minutes-long demo, which tests/test_cli_plot_demo.py runs); a
+  command that is neither run nor named there fails the test, so a new command in
+  the docs is either checked or explicitly excused.
 
 Tracebacks point into the Markdown file at the failing line.
 """
@@ -32,6 +35,7 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,15 +97,43 @@ def _shell_commands(block: Block) -> list[tuple[str, list[str]]]:
     """(command line, expected output lines) pairs of a shell block."""
     lines = block.code.splitlines()
     if block.lang != "console":
-        commands = [line.strip() for line in lines]
+        commands = [part.strip() for line in lines for part in line.split(" && ")]
         return [(c, []) for c in commands if c and not c.startswith("#")]
     result: list[tuple[str, list[str]]] = []
     for line in lines:
         if line.startswith("$ "):
-            result.append((line[2:].strip(), []))
+            parts = [part.strip() for part in line[2:].split(" && ")]
+            result.extend((part, []) for part in parts if part)
         elif result and line.strip():
             result[-1][1].append(line)
     return result
+
+
+# Commands of the docs that tests/test_docs.py does not run, each with the reason.
+NOT_RUN: list[tuple[Callable[[list[str]], bool], str]] = [
+    (lambda w: w[:2] == ["pip", "install"], "installs from a package index"),
+    (lambda w: w[:1] == ["pytest"], "runs tests outside the page's folder (the repo's own suite)"),
+    (
+        lambda w: w[:2] == ["clrplug", "demo"],
+        "trains for minutes; tests/test_cli_plot_demo.py runs it",
+    ),
+    (
+        lambda w: w[:1] in (["python"], ["python3"]) and w[1:2] == ["scripts/dev.py"],
+        "the developer entry point: CI itself runs it",
+    ),
+    (
+        lambda w: any(word.startswith("benchmarks/") for word in w),
+        "a benchmark: minutes of timed runs, figures go into the docs by hand",
+    ),
+]
+
+
+def not_run_reason(words: list[str]) -> str | None:
+    """Why the docs command ``words`` is not run here, or None if nothing excuses it."""
+    for matches, reason in NOT_RUN:
+        if matches(words):
+            return reason
+    return None
 
 
 class PageRunner:
@@ -145,9 +177,7 @@ class PageRunner:
     def doctest(self, block: Block) -> None:
         parser = doctest.DocTestParser()
         test = parser.get_doctest(block.code, self.namespace, self.name, str(self.page), block.line)
-        runner = doctest.DocTestRunner(
-            optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-        )
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
         out = io.StringIO()
         runner.run(test, out=out.write, clear_globs=False)
         assert runner.failures == 0, f"{self.name}, block at line {block.line}:\n{out.getvalue()}"
@@ -162,12 +192,22 @@ class PageRunner:
             env[key] = value
         where = f"{self.name}, line {block.line}: $ {command}"
         if words[:2] == ["pip", "install"] or words[:4] == ["python", "-m", "pip", "install"]:
-            self.pip_install(words[words.index("install") + 1 :], where)
-        elif words[:2] == ["clrplug", "policies"] and block.lang == "console":
-            output = self.clrplug(words[1:], env, where)
-            self.compare(output, expected, where)
+            if self.pip_install(words[words.index("install") + 1 :], where):
+                return
+        elif words[:1] == ["clrplug"]:
+            if words[1:2] != ["demo"]:
+                output = self.clrplug(words[1:], env, where)
+                if block.lang == "console":
+                    self.compare(output, expected, where)
+                return
         elif words[:1] == ["pytest"]:
-            self.pytest(words[1:], env, where)
+            if self.pytest(words[1:], env, where):
+                return
+        reason = not_run_reason(words)
+        assert reason is not None, (
+            f"{where}: this command is neither run by tests/test_docs.py nor named in "
+            "its NOT_RUN list; make it runnable offline or add it there with a reason"
+        )
 
     def _local(self, args: list[str]) -> list[Path] | None:
         paths = []
@@ -180,19 +220,29 @@ class PageRunner:
             paths.append(path)
         return paths or None
 
-    def pip_install(self, args: list[str], where: str) -> None:
+    def pip_install(self, args: list[str], where: str) -> bool:
         paths = self._local(args)
-        if paths is None:  # installs from an index: not this test's business
-            return
+        if paths is None:  # installs from an index: see NOT_RUN
+            return False
         self.sites += 1
         target = self.folder.parent / f"site-{self.sites}"
         run = subprocess.run(
             [
-                sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                "--no-build-isolation", "--disable-pip-version-check",
-                "--target", str(target), *map(str, paths),
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--no-index",
+                "--no-build-isolation",
+                "--disable-pip-version-check",
+                "--target",
+                str(target),
+                *map(str, paths),
             ],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         assert run.returncode == 0, f"{where}\n{run.stdout}\n{run.stderr}"
         self.installed.update(paths)
@@ -200,6 +250,7 @@ class PageRunner:
         importlib.invalidate_caches()
         # The next lookup loads plugins again, as a new process would.
         registry_module.set_default_registry(registry_module.Registry())
+        return True
 
     @contextlib.contextmanager
     def process(self, env: dict[str, str]):
@@ -226,11 +277,10 @@ class PageRunner:
             if line.strip() in ("...", "…"):
                 continue
             assert " ".join(line.split()) in actual, (
-                f"{where}: the page shows the line\n  {line}\nwhich is not in the output:\n"
-                f"{output}"
+                f"{where}: the page shows the line\n  {line}\nwhich is not in the output:\n{output}"
             )
 
-    def pytest(self, args: list[str], env: dict[str, str], where: str) -> None:
+    def pytest(self, args: list[str], env: dict[str, str], where: str) -> bool:
         folder = self.folder.resolve()
         paths = [
             (self.folder / a).resolve()
@@ -238,10 +288,11 @@ class PageRunner:
             if not a.startswith("-") and (self.folder / a).exists()
         ]
         if not paths or any(folder not in [p, *p.parents] for p in paths):
-            return  # runs tests outside the page's folder: not this test's business
+            return False  # tests outside the page's folder: see NOT_RUN
         with self.process(env):
             code = pytest.main([*args, "-q", "-p", "no:cacheprovider"])
         assert code == 0, f"{where}: pytest exited with {code!r}"
+        return True
 
 
 @pytest.fixture
@@ -302,6 +353,21 @@ def test_parse_blocks() -> None:
     ]
     assert blocks[1].code == "x = 1\n"
     assert _shell_commands(blocks[2]) == [("clrplug policies", ["NAME  SOURCE", "```"])]
+
+
+def test_chains_split_and_unexcused_commands_fail(tmp_path: Path) -> None:
+    block = Block("bash", None, "pip install -e x && pytest x   # both\nmake html\n", 1)
+    assert _shell_commands(block) == [
+        ("pip install -e x", []),
+        ("pytest x   # both", []),
+        ("make html", []),
+    ]
+    runner = PageRunner(ROOT / "README.md", tmp_path)
+    with pytest.raises(AssertionError, match=r"neither run by tests/test_docs\.py nor named"):
+        runner.shell("make html", [], block)
+    runner.shell("pip install clrplug", [], block)  # excused: an index install
+    assert not_run_reason(["python", "benchmarks/convergence.py"]) is not None
+    assert not_run_reason(["clrplug", "plot", "triangular"]) is None
 
 
 def test_plugin_guide_covers_both_routes_and_runs_them() -> None:

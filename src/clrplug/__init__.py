@@ -31,9 +31,10 @@ from clrplug.registry import PluginFailure, default_registry
 if TYPE_CHECKING:
     from clrplug.callback import CyclicLR
     from clrplug.one_cycle import OneCycleLR
+    from clrplug.one_cycle_schedule import OneCycleSchedule
     from clrplug.plotting import plot_schedule
     from clrplug.range_test import RangeTestResult, lr_range_test
-    from clrplug.schedule import CyclicalSchedule, OneCycleSchedule
+    from clrplug.schedule import CyclicalSchedule
 
 __version__ = "0.2.0"
 

@@ -1,13 +1,12 @@
 """Step-time overhead of CyclicLR per Keras backend, against the seed's callback and no callback.
 
 What it runs: for each backend (one subprocess each, since KERAS_BACKEND is fixed at
-import), a small MLP (64 -> 32 -> 32 -> 10, batch 64, SGD, one model per variant) is
-trained for one epoch of ``--steps`` steps per ``fit()``. First come ``--warmup-rounds``
-untimed rounds of one fit per variant (tracing, compilation; two by default, because on
-JAX a CyclicLR's first fit clears the compiled steps of every model warmed before it);
-then each *pair* times one fit of every variant, in an order that rotates by one variant
-per pair. The variants (``VARIANTS``, the one place to add another, e.g. momentum cycling
-or a 1cycle callback):
+import), a small MLP (64 -> 32 -> 32 -> 10, batch 64, SGD with momentum 0.9, one model
+per variant) is trained for one epoch of ``--steps`` steps per ``fit()``. First come
+``--warmup-rounds`` untimed rounds of one fit per variant (tracing, compilation, a first
+fit's one-off work); then each *pair* times one fit of every variant, in an order that
+rotates by one variant per pair. The variants (``VARIANTS``, the one place to add
+another):
 
 - ``fixed``  : no callback; the reference every ratio divides by.
 - ``builtin``: ``CyclicLR(mode="triangular2")``.
@@ -15,6 +14,11 @@ or a 1cycle callback):
   ``clrplug-sinusoidal`` plugin; skipped, with the reason printed, when that plugin
   does not provide it (never replaced by a copy).
 - ``lambda`` : ``CyclicLR(scale_fn=lambda x: 1/(5**(x*0.0001)), scale_mode="iterations")``.
+- ``schedule``: no callback; the model's SGD has ``learning_rate=CyclicalSchedule(...)``
+  (triangular2): the cost of computing the rate inside the compiled step, alone.
+- ``momentum``: ``CyclicLR(mode="triangular2", cycle_momentum=True)``: rate and momentum
+  computed in the step.
+- ``onecycle``: ``OneCycleLR(max_lr=0.006, total_steps=10**7)``, cosine 1cycle with momentum.
 - ``noop``   : a callback that overrides every ``on_*`` hook ``CyclicLR`` overrides (found
   at run time), does nothing in them, and is ``async_safe`` exactly when ``CyclicLR`` is:
   the cost of Keras calling such a callback at all.
@@ -41,7 +45,10 @@ pairs, and one line per variant saying exactly what it runs), then per backend t
 callbacks each variant installed (class, the ``on_*`` hooks it overrides, whether it is
 ``async_safe``), the median step time of ``fixed`` in absolute terms, and per variant
 the median and quartiles over pairs of ``step time(variant) / step time(fixed)``, each
-ratio taken within one pair, plus that variant's median step time; on JAX also how many
+ratio taken within one pair, that variant's median step time, and the median over pairs
+of the extra wall time of one ``fit()`` (``(variant - fixed) * steps``: a cost paid once
+per ``fit()``, such as a callback's ``on_train_begin``, shows here whatever ``--steps``,
+while a per-step cost grows with it); on JAX also how many
 timed fits compiled anything (it should say "none": otherwise the models were not warm).
 A step time is the wall time of one ``fit()`` (``time.perf_counter``) divided by
 ``--steps``, so it includes ``fit()``'s fixed setup cost spread over the steps. ``--json``
@@ -100,24 +107,30 @@ class Variant:
         probe: optional; returns a note printed after the description, or raises
             :class:`Unavailable`. Runs in the parent (for the header) and again in the
             worker, so it must not import Keras.
+        learning_rate: optional; returns the optimizer's ``learning_rate`` (a schedule)
+            for this variant's model; otherwise the model's SGD has a fixed 0.01.
     """
 
     name: str
     description: str
     factory: Callable[[], list[Any]]
     probe: Callable[[], str] | None = None
+    learning_rate: Callable[[], Any] | None = None
 
 
 VARIANTS: dict[str, Variant] = {}
 
 
 def variant(
-    name: str, description: str, probe: Callable[[], str] | None = None
+    name: str,
+    description: str,
+    probe: Callable[[], str] | None = None,
+    learning_rate: Callable[[], Any] | None = None,
 ) -> Callable[[Callable[[], list[Any]]], Callable[[], list[Any]]]:
     """Register the decorated callback factory as variant ``name`` (in definition order)."""
 
     def decorator(factory: Callable[[], list[Any]]) -> Callable[[], list[Any]]:
-        VARIANTS[name] = Variant(name, description, factory, probe)
+        VARIANTS[name] = Variant(name, description, factory, probe, learning_rate)
         return factory
 
     return decorator
@@ -202,6 +215,51 @@ def _lambda() -> list[Any]:
             scale_mode="iterations",
         )
     ]
+
+
+def _cyclical_schedule() -> Any:
+    from clrplug import CyclicalSchedule
+
+    return CyclicalSchedule(BASE_LR, MAX_LR, STEP_SIZE, mode="triangular2")
+
+
+@variant(
+    "schedule",
+    f'no callback; SGD(learning_rate=CyclicalSchedule({CLR_ARGS}, mode="triangular2")): '
+    "the in-step rate alone",
+    learning_rate=_cyclical_schedule,
+)
+def _schedule() -> list[Any]:
+    return []
+
+
+@variant(
+    "momentum",
+    f'CyclicLR({CLR_ARGS}, mode="triangular2", cycle_momentum=True): rate and momentum in the step',
+)
+def _momentum() -> list[Any]:
+    from clrplug import CyclicLR
+
+    return [
+        CyclicLR(
+            base_lr=BASE_LR,
+            max_lr=MAX_LR,
+            step_size=STEP_SIZE,
+            mode="triangular2",
+            cycle_momentum=True,
+        )
+    ]
+
+
+@variant(
+    "onecycle",
+    f"OneCycleLR(max_lr={MAX_LR}, total_steps=10**7): cosine 1cycle with momentum "
+    "(total far beyond the run, so every timed fit is inside the cycle)",
+)
+def _one_cycle() -> list[Any]:
+    from clrplug import OneCycleLR
+
+    return [OneCycleLR(max_lr=MAX_LR, total_steps=10**7)]
 
 
 @variant(
@@ -340,7 +398,8 @@ def worker(
     x = rng.normal(size=(BATCH * steps, 64)).astype("float32")
     y = rng.integers(0, 10, size=(BATCH * steps,))
 
-    def make_model() -> keras.Model:
+    def make_model(name: str) -> keras.Model:
+        learning_rate = VARIANTS[name].learning_rate
         keras.utils.set_random_seed(1)
         model = keras.Sequential(
             [
@@ -351,12 +410,14 @@ def worker(
             ]
         )
         model.compile(
-            optimizer=keras.optimizers.SGD(0.01),
+            optimizer=keras.optimizers.SGD(
+                learning_rate() if learning_rate else 0.01, momentum=0.9
+            ),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
         return model
 
-    models = {name: make_model() for name in run_names}
+    models = {name: make_model(name) for name in run_names}
 
     compiles: dict[str, list[int]] = {name: [] for name in run_names}
 
@@ -371,9 +432,8 @@ def worker(
             compiles[name].append(compiled() - before)
         return elapsed / steps
 
-    # Untimed warm-up rounds, every variant once per round. One round is not enough
-    # when a variant's first fit discards other models' compiled steps (on JAX,
-    # CyclicLR's retrace calls jax.clear_caches(), which is process-wide).
+    # Untimed warm-up rounds, every variant once per round (tracing, compilation, the
+    # first fit's one-off work); the JAX compile counter says whether they sufficed.
     for _ in range(warmup_rounds):
         for name in run_names:
             fit(name)
@@ -476,7 +536,7 @@ def header(
         f"threads:  {' '.join(f'{k}=1' for k in THREAD_ENV)}, XLA_FLAGS+='{XLA_SINGLE_THREAD}', "
         "tf.config.threading intra/inter-op 1, torch.set_num_threads(1)",
         f"run:      {args.pairs} pairs x {args.steps} steps per fit() (batch {BATCH}, "
-        f"MLP 64-32-32-10, SGD, one model per variant); {args.warmup_rounds} untimed "
+        f"MLP 64-32-32-10, SGD momentum 0.9, one model per variant); {args.warmup_rounds} untimed "
         "warm-up round(s) of one fit per variant; order rotates by one variant per pair; "
         "step time = fit() wall time / steps",
         "variants:",
@@ -490,7 +550,7 @@ def header(
     return lines
 
 
-def summarise(result: dict[str, Any], previous: dict[str, Any] | None) -> list[str]:
+def summarise(result: dict[str, Any], previous: dict[str, Any] | None, steps: int) -> list[str]:
     times = result["seconds_per_step"]
     lines = [
         f"\n{result['backend']} {result['backend_version']} (keras {result['keras_version']}) "
@@ -511,14 +571,21 @@ def summarise(result: dict[str, Any], previous: dict[str, Any] | None) -> list[s
     fixed = times["fixed"]
     _, fixed_median, _ = _quartiles(fixed)
     lines.append(f"  fixed step time, median over {len(fixed)} pairs: {fixed_median * 1e6:.0f} us")
-    lines.append(f"  {'variant':8s} {'ratio median':>12s}  {'quartiles':13s} {'step median':>11s}")
+    lines.append(
+        f"  {'variant':8s} {'ratio median':>12s}  {'quartiles':13s} {'step median':>11s}"
+        f"  {'extra per fit':>13s}"
+    )
     for name, values in times.items():
         if name == "fixed":
             continue
         ratios = [v / f for v, f in zip(values, fixed, strict=True)]
         q1, median, q3 = _quartiles(ratios)
         _, step, _ = _quartiles(values)
-        lines.append(f"  {name:8s} {median:12.3f}  {q1:.3f}-{q3:.3f}   {step * 1e6:8.0f} us")
+        _, extra, _ = _quartiles([(v - f) * steps for v, f in zip(values, fixed, strict=True)])
+        lines.append(
+            f"  {name:8s} {median:12.3f}  {q1:.3f}-{q3:.3f}   {step * 1e6:8.0f} us"
+            f"  {extra * 1e3:10.2f} ms"
+        )
     compiles = result.get("compiles_per_fit")
     if compiles is not None:
         cold = {name: sum(1 for c in counts if c) for name, counts in compiles.items()}
@@ -551,8 +618,8 @@ def main() -> int:
         "--warmup-rounds",
         type=int,
         default=2,
-        help="untimed rounds of one fit per variant before the pairs (default 2: on JAX a "
-        "CyclicLR's first fit clears every other model's compiled step)",
+        help="untimed rounds of one fit per variant before the pairs (default 2; on JAX "
+        "the compile counter in the output says whether the timed fits were warm)",
     )
     parser.add_argument(
         "--core",
@@ -643,7 +710,7 @@ def main() -> int:
             continue
         result = json.loads(marked[-1][len(RESULT_MARK) :])
         record["backends"][backend] = result
-        print("\n".join(summarise(result, previous)), flush=True)
+        print("\n".join(summarise(result, previous, args.steps)), flush=True)
         previous = result["callbacks"]
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:

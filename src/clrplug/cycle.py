@@ -185,17 +185,6 @@ class Scale:
         values = np.array([self.policy.scale(v, **self.params) for v in unique], dtype=np.float64)
         return values[inverse].reshape(xs.shape)
 
-    def raw(self, x: float) -> float:
-        """The scale at one ``x``, for the per-step path: range-checked, nothing else."""
-        with np.errstate(all="ignore"):  # numpy semantics: 2.0**-2000 is 0, not an error
-            value = float(self.policy.scale_fn(np.float64(x), **self.params))
-        if not 0.0 <= value <= 1.0:
-            raise PolicyEvaluationError(
-                f"the scale function of {self.policy.label} returned {value!r} at x={x!r}; "
-                "values must be finite and within [0, 1]."
-            )
-        return value
-
 
 #: x values probed when a scale function is resolved, to refuse a bad one early.
 _PROBE = np.concatenate([np.arange(0.0, 64.0), np.geomspace(64.0, 1e7, 32)])

@@ -65,28 +65,21 @@ def cyclic_values(
     waveform: Waveform,
     bounds: Bounds,
     momentum: Momentum | None = None,
-    *,
-    checked: bool = True,
 ) -> tuple[Any, Any]:
     """Rates (and momenta, when cycled) at cycle iterations ``k`` for validated arguments.
 
     ``lr = base_lr + (max_lr - base_lr) * shape(t) * scale(cycle or k)`` and
     ``momentum = max_momentum - (max_momentum - base_momentum) * shape(t) * scale(...)``.
-    ``checked=False`` evaluates one iteration ``k >= 0`` with the raw functions (the
-    per-step path); otherwise ``k`` is validated and every value range-checked.
+    ``k`` is validated and every value range-checked.
     """
-    if checked:
-        k = np.asarray(k, dtype=np.float64)
-        if k.size and not (np.all(np.isfinite(k)) and k.min() >= 0):
-            raise InvalidArgumentError(
-                "iterations must be finite and >= 0 (cycle iterations since the last reset)."
-            )
+    k = np.asarray(k, dtype=np.float64)
+    if k.size and not (np.all(np.isfinite(k)) and k.min() >= 0):
+        raise InvalidArgumentError(
+            "iterations must be finite and >= 0 (cycle iterations since the last reset)."
+        )
     cycle, rise = cycle_position(k, geometry)
     x = cycle if scale.scale_mode == "cycle" else k
-    if checked:
-        height = waveform.shape(rise) * scale(x)
-    else:
-        height = float(waveform.shape_fn(np.float64(rise))) * scale.raw(float(x))
+    height = waveform.shape(rise) * scale(x)
     rates = bounds.base_lr + (bounds.max_lr - bounds.base_lr) * height
     if momentum is None:
         return rates, None

@@ -135,11 +135,8 @@ class OneCycleSchedule(EngineSchedule):
                 spec.div_factor, spec.final_div_factor, spec.three_phase, spec.momentum,
             )
 
-    def _values(self, u: Any, *, checked: bool = True) -> tuple[Any, Any]:
-        rates, momenta = one_cycle_values(np.maximum(np.asarray(u) - self._start, 0), self._spec)
-        if not checked:
-            return float(rates), (None if momenta is None else float(momenta))
-        return rates, momenta
+    def _values(self, u: Any) -> tuple[Any, Any]:
+        return one_cycle_values(np.maximum(np.asarray(u) - self._start, 0), self._spec)
 
     def _in_step(self, u: Any, ints: Mapping[str, Any], floats: Mapping[str, Any]) -> tuple[Any, Any]:
         return step.one_cycle(

@@ -298,13 +298,14 @@ def plot_history(
     ```python
     import numpy as np, keras
     from clrplug import CyclicLR
+    from clrplug.plotting import plot_history
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     clr = CyclicLR(base_lr=0.001, max_lr=0.006, step_size=4)
     model.fit(np.ones((64, 4)), np.ones((64, 1)), batch_size=8, epochs=2,
               callbacks=[clr], verbose=0)
-    fig = clr.plot_history()
+    fig = plot_history(clr.history)
     assert [a.get_ylabel() for a in fig.axes] == ["learning rate", "loss"]
     ```
     """

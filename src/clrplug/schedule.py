@@ -335,12 +335,9 @@ class CyclicalSchedule(EngineSchedule):
 
     # -- evaluation -------------------------------------------------------------------------
 
-    def _values(self, u: Any, *, checked: bool = True) -> tuple[Any, Any]:
+    def _values(self, u: Any) -> tuple[Any, Any]:
         k = np.maximum(u - self._cycle_start, 0)
-        return cyclic_values(
-            k, self._geometry, self._scale, self._waveform, self._bounds, self._momentum,
-            checked=checked,
-        )
+        return cyclic_values(k, self._geometry, self._scale, self._waveform, self._bounds, self._momentum)
 
     def _in_step(self, u: Any, ints: Mapping[str, Any], floats: Mapping[str, Any]) -> tuple[Any, Any]:
         scale = self._scale_twin

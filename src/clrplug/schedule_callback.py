@@ -336,9 +336,3 @@ class ScheduleCallback(keras.callbacks.Callback):
             result["momentum"] = momenta if momenta is not None else np.zeros(0)
         result.update(values)
         return result
-
-    def plot_history(self, *args: Any, **kwargs: Any) -> Any:
-        """Plot ``history``: see :func:`clrplug.plotting.plot_history` (needs ``clrplug[plot]``)."""
-        from clrplug.plotting import plot_history
-
-        return plot_history(self.history, *args, **kwargs)

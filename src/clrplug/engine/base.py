@@ -48,6 +48,10 @@ def _step_value(step: Any) -> int:
     return int(getattr(step, "value", step))
 
 
+#: Update counts the eager (PyTorch) path evaluates at once, with the vectorised formula.
+EAGER_BLOCK = 512
+
+
 class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """What both schedules share: state, binding to an optimizer, holding, evaluation."""
 
@@ -78,6 +82,8 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self._own_momentum: float | None = None
         self._saved_bound = saved_bound
         self._version: Any = None
+        # The eager path's values for one block of update counts: (block, rates, momenta).
+        self._eager_block: tuple[int, list[float], list[float] | None] | None = None
 
     # -- the fields the state variables hold ------------------------------------------
 
@@ -95,6 +101,7 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def _store(self) -> None:
         """Write the host's numbers into the variables (once bound)."""
+        self._eager_block = None
         self._packed.write(*self._fields())
         self._remember_version()
 
@@ -116,6 +123,7 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         if not self._packed.bound:
             return
         ints, floats = self._packed.read()
+        self._eager_block = None
         self._accumulation = ints["accumulation"]
         self._hold = Hold(bool(ints["hold"]), floats["held_lr"], floats["held_momentum"])
         self._set_own_fields(ints, floats)
@@ -180,6 +188,7 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
             attribute = self.check_momentum_support(inner)
         gradient_accumulation = getattr(inner, "gradient_accumulation_steps", None) or 1
         self._accumulation = int(gradient_accumulation)
+        self._eager_block = None
         self._packed.bind(inner, *self._fields())
         self._bind_extra(inner)
         if attribute is not None:
@@ -244,8 +253,8 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     # -- evaluation ---------------------------------------------------------------------------
 
-    def _values(self, u: Any, *, checked: bool = True) -> tuple[Any, Any]:
-        """Float64 rate and momentum at update counts ``u``, ignoring any hold."""
+    def _values(self, u: Any) -> tuple[Any, Any]:
+        """Float64 rate and momentum at update counts ``u`` (an array), ignoring any hold."""
         raise NotImplementedError
 
     def values_at(self, steps: Any) -> tuple[np.ndarray, np.ndarray | None]:
@@ -278,13 +287,28 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return self._compiled(step)
 
     def _eager(self, step: Any) -> float:
-        """PyTorch runs the step eagerly: the float64 reference is cheaper than tensor ops."""
+        """PyTorch runs the step eagerly: the float64 reference is cheaper than tensor ops.
+
+        The reference is evaluated for a block of ``EAGER_BLOCK`` update counts at a
+        time, vectorised, and looked up in between; any change of state (a reset, a
+        hold, a loaded checkpoint) drops the block.
+        """
         if self._packed.bound and self._packed.version() != self._version:
             self.refresh()  # a checkpoint or another owner assigned the variables
         if self._hold.on:
             rate, moment = self._hold.rate, self._hold.momentum
         else:
-            rate, moment = self._values(_step_value(step) // self._accumulation, checked=False)
+            u = _step_value(step) // self._accumulation
+            block, i = divmod(u, EAGER_BLOCK)
+            cached = self._eager_block
+            if cached is None or cached[0] != block:
+                first = block * EAGER_BLOCK
+                rates, momenta = self._values(np.arange(first, first + EAGER_BLOCK, dtype=np.int64))
+                cached = (block, np.asarray(rates, dtype=np.float64).tolist(),
+                          None if momenta is None else np.asarray(momenta, dtype=np.float64).tolist())
+                self._eager_block = cached
+            rate = cached[1][i]
+            moment = 0.0 if cached[2] is None else cached[2][i]
         if self._momentum_variable is not None:
             compat.drive_momentum(self._optimizer, float(moment), self._own_momentum or 0.0)
         return float(rate)

@@ -155,12 +155,9 @@ class SweepSchedule(EngineSchedule):
 
     # -- evaluation --------------------------------------------------------------------
 
-    def _values(self, u: Any, *, checked: bool = True) -> tuple[Any, Any]:
+    def _values(self, u: Any) -> tuple[Any, Any]:
         k = np.asarray(u, dtype=np.float64) - self.start
-        rates = sweep_rates(k, self.min_lr, self.max_lr, self.steps, self.step_mode)
-        if not checked:
-            return float(rates), None
-        return rates, None
+        return sweep_rates(k, self.min_lr, self.max_lr, self.steps, self.step_mode), None
 
     def _in_step(self, u: Any, ints: Mapping[str, Any], floats: Mapping[str, Any]) -> tuple[Any, Any]:
         k = ops.minimum(ops.maximum(u - ints["start"], 0), ints["steps"] - 1)

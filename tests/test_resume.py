@@ -148,3 +148,41 @@ def test_model_save_then_load_model_in_a_new_process(tmp_path: Path) -> None:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(result["rates"], uninterrupted(25)[15:], **TOL)
     assert result["iterations"] == list(range(16, 26))
+
+
+ORDER_SCRIPT = """
+import warnings
+warnings.filterwarnings("error", message="clrplug: could not register")
+import clrplug
+{first}
+import keras
+model = keras.models.load_model({path!r})
+schedule = model.optimizer._learning_rate  # the property gives the current value
+assert type(schedule).__name__ == "CyclicalSchedule", type(schedule)
+config = schedule.get_config()
+assert (config["base_lr"], config["max_lr"], config["step_size"]) == (0.001, 0.006, 7.0), config
+print("ok")
+"""
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "",  # import keras second: the import watcher registers the schedules
+        "clrplug.CyclicLR",  # Keras first imported from inside clrplug's engine
+        "clrplug.OneCycleLR",
+        "import clrplug.engine.compat",
+        "import clrplug.history",
+    ],
+)
+def test_saved_schedule_loads_whatever_the_import_order(tmp_path: Path, first: str) -> None:
+    schedule = clrplug.CyclicalSchedule(0.001, 0.006, 7, mode="triangular2")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=schedule), loss="mse")
+    path = tmp_path / "model.keras"
+    model.save(path)
+    script = ORDER_SCRIPT.format(first=first, path=str(path))
+    env = dict(os.environ, KERAS_BACKEND=keras.backend.backend())
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, check=False)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]

@@ -5,3 +5,7 @@ the rate and momentum from them with ``keras.ops``, ``twins`` checks the ops for
 policies and waveforms against their numpy reference, and ``compat`` is the one place
 that touches Keras internals. docs/how-it-works.md explains the design.
 """
+
+# Keras first, while no engine module is half-imported: importing Keras runs clrplug's
+# pending registrations (clrplug._keras_import), which import the engine themselves.
+import keras  # noqa: E402, F401

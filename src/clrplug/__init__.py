@@ -82,8 +82,10 @@ _LAZY = {
     "plot_schedule": "clrplug.plotting",
 }
 
-# The schedules register themselves with Keras' deserialisation when imported.
+# The schedules register themselves with Keras' deserialisation when imported
+# (clrplug.engine.base registers OptimizerRate, which both import).
 when_keras_imported("clrplug.schedule")
+when_keras_imported("clrplug.one_cycle_schedule")
 
 
 def __getattr__(name: str) -> Any:

@@ -6,6 +6,7 @@ Computed in the compiled step from the optimizer's counter like ``CyclicalSchedu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -55,9 +56,13 @@ class OneCycleSchedule(EngineSchedule):
     ```
     """
 
-    _INTS = ("start", "total_steps")
+    # A phase ends at step end_whole + end_part (PyTorch's ends are fractional); the
+    # whole part is an integer so that the step's position is exact at any count.
+    _INTS = ("start", "total_steps", "end_whole0", "end_whole1", "end_whole2")
     _FLOATS = tuple(
-        f"{field}{i}" for i in range(3) for field in ("end", "lr_from", "lr_to", "m_from", "m_to")
+        f"{field}{i}"
+        for i in range(3)
+        for field in ("end_part", "span", "lr_from", "lr_to", "m_from", "m_to")
     )
 
     def __init__(
@@ -120,11 +125,17 @@ class OneCycleSchedule(EngineSchedule):
         self._store()
 
     def _own_fields(self) -> tuple[dict[str, int], dict[str, float]]:
+        ints: dict[str, int] = {name: 0 for name in self._INTS}
         floats: dict[str, float] = {name: 0.0 for name in self._FLOATS}
+        begin = 0.0
         for i, (end, lr0, lr1, m0, m1) in enumerate(self._spec.phases):
-            floats.update({f"end{i}": end, f"lr_from{i}": lr0, f"lr_to{i}": lr1,
-                           f"m_from{i}": m0, f"m_to{i}": m1})
-        return {"start": self._start, "total_steps": self._spec.total_steps}, floats
+            whole = math.floor(end)
+            ints[f"end_whole{i}"] = whole
+            floats.update({f"end_part{i}": end - whole, f"span{i}": end - begin,
+                           f"lr_from{i}": lr0, f"lr_to{i}": lr1, f"m_from{i}": m0, f"m_to{i}": m1})
+            begin = end
+        ints.update(start=self._start, total_steps=self._spec.total_steps)
+        return ints, floats
 
     def _set_own_fields(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
         self._start = ints["start"]

@@ -2,10 +2,8 @@
 
 Stand-alone its numbers are constants; bound to an optimizer (``CyclicLR`` binds it)
 they live in optimizer variables, so resets, holds and checkpoints change them without
-a new trace. Saving stores plain numbers and registered names, never code. The module
-also exports ``OneCycleSchedule`` and ``OptimizerRate``, so that importing it
-registers every clrplug schedule with Keras. Over 400 lines: one class and its
-docstrings, state and serialisation.
+a new trace. Saving stores plain numbers and registered names, never code. Over 400
+lines: one class and its docstrings, state and serialisation.
 """
 
 from __future__ import annotations
@@ -41,7 +39,7 @@ from clrplug.errors import (
 from clrplug.formula import cyclic_values
 from clrplug.records import USER, Waveform
 
-__all__ = ["TABLE_SIZE", "CyclicalSchedule", "OneCycleSchedule", "OptimizerRate"]
+__all__ = ["TABLE_SIZE", "CyclicalSchedule"]
 
 #: Entries of the scale table a policy without a keras.ops twin is read from (256 KiB).
 TABLE_SIZE = 2**16
@@ -438,7 +436,3 @@ class CyclicalSchedule(EngineSchedule):
 
 
 keras.saving.register_keras_serializable(package="clrplug", name="CyclicalSchedule")(CyclicalSchedule)
-
-# Re-exported: importing clrplug.schedule registers every clrplug schedule with Keras.
-from clrplug.engine.base import OptimizerRate  # noqa: E402
-from clrplug.one_cycle_schedule import OneCycleSchedule  # noqa: E402

@@ -68,20 +68,24 @@ def _remaining_weight(strategy: str, remaining: Any) -> Any:
 def one_cycle(
     u: Any, ints: Tensors, floats: Tensors, *, phases: int, strategy: str, momentum: bool
 ) -> tuple[Any, Any]:
-    """Rate (and momentum) at update count ``u`` of a 1cycle; held from its last step on."""
+    """Rate (and momentum) at update count ``u`` of a 1cycle; held from its last step on.
+
+    Phase ``i`` ends at step ``end_whole{i} + end_part{i}``; the steps left in it are
+    an integer difference plus that fraction, exact wherever precision matters (near
+    the phase's end) at any step count, and divided by the phase's ``span{i}``.
+    """
     s = ops.minimum(ops.maximum(u - ints["start"], 0), ints["total_steps"] - 1)
-    t = _f32(s)
     rate = moment = None
     for i in reversed(range(phases)):
-        begin = floats[f"end{i - 1}"] if i else 0.0
-        end = floats[f"end{i}"]
-        weight = _remaining_weight(strategy, ops.clip((end - t) / (end - begin), 0.0, 1.0))
+        end_whole = ints[f"end_whole{i}"]
+        remaining = _f32(end_whole - s) + floats[f"end_part{i}"]
+        weight = _remaining_weight(strategy, ops.clip(remaining / floats[f"span{i}"], 0.0, 1.0))
         phase_rate = floats[f"lr_to{i}"] + (floats[f"lr_from{i}"] - floats[f"lr_to{i}"]) * weight
         phase_moment = floats[f"m_to{i}"] + (floats[f"m_from{i}"] - floats[f"m_to{i}"]) * weight
         if rate is None:
             rate, moment = phase_rate, phase_moment
         else:
-            inside = t <= end
+            inside = s <= end_whole
             rate = ops.where(inside, phase_rate, rate)
             moment = ops.where(inside, phase_moment, moment)
     return rate, (moment if momentum else None)

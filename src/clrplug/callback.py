@@ -196,9 +196,14 @@ class CyclicLR(ScheduleCallback):
             and found.origin == mine.origin
         )
 
-    def _start(self, update: int, reached: int | None) -> None:
-        k = 0 if reached is None else max(0, reached - self.schedule.cycle_start)
-        self.schedule.reset(cycle_start=update - k)
+    def _start(self, update: int, reached: int | None, previous: EngineSchedule) -> None:
+        assert isinstance(previous, CyclicalSchedule)
+        k = 0 if reached is None else max(0, reached - previous.cycle_start)
+        bounds, geometry = previous.bounds, previous.geometry
+        self.schedule.reset(
+            bounds.base_lr, bounds.max_lr, geometry.step_size,
+            step_size_down=geometry.step_size_down, cycle_start=update - k,
+        )
 
     def _plan(self, first_update: int, steps: int | None) -> None:
         if self.schedule.tabulated:

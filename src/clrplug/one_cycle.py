@@ -139,9 +139,10 @@ class OneCycleLR(ScheduleCallback):
             and (not self._total_known or other.total_steps == spec.total_steps)
         )
 
-    def _start(self, update: int, reached: int | None) -> None:
-        done = 0 if reached is None else max(0, reached - self.schedule.start)
-        self.schedule.restart(start=update - done)
+    def _start(self, update: int, reached: int | None, previous: EngineSchedule) -> None:
+        assert isinstance(previous, OneCycleSchedule)
+        done = 0 if reached is None else max(0, reached - previous.start)
+        self.schedule.restart(start=update - done, total_steps=previous.total_steps)
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         super().on_train_begin(logs)

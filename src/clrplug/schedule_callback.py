@@ -67,9 +67,10 @@ class ScheduleCallback(keras.callbacks.Callback):
         """Whether ``found`` (on the optimizer, e.g. from a loaded model) continues ours."""
         raise NotImplementedError
 
-    def _start(self, update: int, reached: int | None) -> None:
-        """Start the schedule at update ``update``; ``reached``: the update count it had
-        reached on the previous optimizer, when moving to a new one."""
+    def _start(self, update: int, reached: int | None, previous: EngineSchedule) -> None:
+        """Start the schedule at update ``update``. Moving from another optimizer,
+        ``reached`` is the update count reached there and ``previous`` the schedule that
+        drove it: continue its state and position (else ``previous`` is the schedule)."""
         raise NotImplementedError
 
     def _plan(self, first_update: int, steps: int | None) -> None:
@@ -114,6 +115,7 @@ class ScheduleCallback(keras.callbacks.Callback):
                 f"{type(self).__name__}: optimizer {type(inner).__name__} has no learning rate to "
                 "set (no `learning_rate` passed to keras.optimizers.Optimizer.__init__)."
             )
+        previous = self.schedule
         schedule, adopted = self._schedule_for(inner)
         if schedule.momentum is not None:
             schedule.check_momentum_support(inner)
@@ -146,8 +148,10 @@ class ScheduleCallback(keras.callbacks.Callback):
         # A LossScaleOptimizer skips updates whose gradients are not finite: then the
         # counter is read before each batch (one state sync per batch on JAX).
         self._may_skip = optimizer is not inner
-        if not adopted and (reached is not None or not self._segments):
-            self._start(raw // accumulation, reached)
+        if reached is not None or (not adopted and not self._segments):
+            # A schedule found on an optimizer this callback drove before continues the
+            # callback's cycle, not that optimizer's old position.
+            self._start(raw // accumulation, reached, previous)
         self._record_segment()
         if getattr(model, "train_function", None) is not None:
             # The model was trained with another rate: its compiled step must call ours. The

@@ -11,6 +11,7 @@ class's job.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -123,11 +124,34 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         if not self._packed.bound:
             return
         ints, floats = self._packed.read()
+        self._check_common(ints, floats)
         self._eager_block = None
         self._accumulation = ints["accumulation"]
         self._hold = Hold(bool(ints["hold"]), floats["held_lr"], floats["held_momentum"])
         self._set_own_fields(ints, floats)
         self._remember_version()
+
+    def _check_common(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
+        """Refuse a damaged update divisor or hold read back from the variables."""
+        expected = int(getattr(self._optimizer, "gradient_accumulation_steps", None) or 1)
+        problems = []
+        if ints["accumulation"] != expected:
+            problems.append(
+                f"update divisor {ints['accumulation']}, where the optimizer accumulates "
+                f"{expected} gradient(s) per update"
+            )
+        if ints["hold"] not in (0, 1):
+            problems.append(f"hold flag {ints['hold']}, not 0 or 1")
+        if not (math.isfinite(floats["held_lr"]) and floats["held_lr"] >= 0):
+            problems.append(f"held rate {floats['held_lr']!r}")
+        if not 0.0 <= floats["held_momentum"] <= 1.0:
+            problems.append(f"held momentum {floats['held_momentum']!r}")
+        if problems:
+            name = getattr(self._optimizer, "name", "the optimizer")
+            raise ClrplugError(
+                f"the cycle state read from {name!r}'s variables is damaged ({'; '.join(problems)}); "
+                "the checkpoint it was loaded from is not a clrplug checkpoint of this schedule."
+            )
 
     @property
     def momentum(self) -> Momentum | None:

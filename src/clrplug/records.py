@@ -221,7 +221,7 @@ class Policy(Record):
     sinusoidal = clrplug.Policy(
         "my_sine", lambda x: 0.5 * (1 + np.sin(x * np.pi / 2.0)), scale_mode="cycle"
     )
-    assert sinusoidal.scale(np.array([1.0, 2.0])).tolist() == [1.0, 0.5]
+    np.testing.assert_allclose(sinusoidal.scale(np.array([1.0, 2.0])), [1.0, 0.5])
     ```
     """
 

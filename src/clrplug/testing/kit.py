@@ -183,7 +183,9 @@ def check_waveform(name_or_waveform: str | Waveform) -> None:
     t = np.linspace(0.0, 1.0, 1025)
     values = checker.evaluate(t)
     if abs(values[0]) > 1e-12 or abs(values[-1] - 1.0) > 1e-12:
-        raise checker.fail("ends", f"shape(0) = {values[0]!r}, shape(1) = {values[-1]!r}")
+        raise checker.fail(
+            "ends", f"shape(0) = {float(values[0])!r}, shape(1) = {float(values[-1])!r}"
+        )
     checker.check_repeatable(t, values)
     checker.check_scalars(t, values)
     checker.check_twin()

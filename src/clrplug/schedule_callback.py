@@ -257,7 +257,9 @@ class ScheduleCallback(keras.callbacks.Callback):
     def _batch_values(self, batch: int) -> tuple[float, float | None]:
         chunk = self._batch_rates
         if chunk is None or not chunk[0] <= batch < chunk[0] + len(chunk[1]):
-            counts = self._epoch_start + self._offset + batch + np.arange(self._BATCH_CHUNK)
+            steps = (self.params or {}).get("steps")  # the epoch's batches, when known
+            size = min(self._BATCH_CHUNK, steps - batch) if steps and steps > batch else 256
+            counts = self._epoch_start + self._offset + batch + np.arange(size)
             rates, momenta = self._values_at(counts)
             chunk = self._batch_rates = (batch, rates, momenta)
         first, rates, momenta = chunk

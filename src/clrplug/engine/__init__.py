@@ -8,4 +8,4 @@ that touches Keras internals. docs/how-it-works.md explains the design.
 
 # Keras first, while no engine module is half-imported: importing Keras runs clrplug's
 # pending registrations (clrplug._keras_import), which import the engine themselves.
-import keras  # noqa: E402, F401
+import keras  # noqa: F401

@@ -105,8 +105,8 @@ def shape_twin(waveform: Waveform) -> Callable[[Any], Any]:
         reference = waveform.shape(t)
         if abs(reference[0]) > ATOL or abs(reference[-1] - 1.0) > ATOL:
             raise PolicyEvaluationError(
-                f"the shape function of {waveform.label} gives {reference[0]!r} at t=0 and "
-                f"{reference[-1]!r} at t=1; a waveform must be 0 at the cycle's ends and 1 "
+                f"the shape function of {waveform.label} gives {float(reference[0])!r} at t=0 "
+                f"and {float(reference[-1])!r} at t=1; a waveform must be 0 at the cycle's ends and 1 "
                 "at its peak."
             )
         try:

@@ -161,7 +161,7 @@ def test_clrplug_policies_lists_them_with_the_distribution(installed):
         [sys.executable, "-m", "clrplug", "policies"],
         env=env, capture_output=True, text=True, check=True,
     ).stdout
-    line = next(row for row in table.splitlines() if row.startswith("throwaway_wave "))
+    line = next(row for row in table.splitlines() if row.split()[:2] == ["policy", "throwaway_wave"])
     assert f"{DIST} {VERSION}" in line and "period=4" in line
 
 

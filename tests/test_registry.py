@@ -231,8 +231,10 @@ def test_cli_lists_policies_sources_and_failures(
     assert failed["distribution"] == "clrplug-broken" and "ImportError: nope" in failed["status"]
     assert cli_main(["policies"]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split() == ["NAME", "SCALE", "MODE", "PARAMETERS", "SOURCE", "STATUS"]
-    assert any(line.split()[:3] == ["slow_decay", "iterations", "base=5,"] for line in table)
+    assert table[0].split() == [
+        "TYPE", "NAME", "SCALE", "MODE", "PARAMETERS", "IN", "STEP", "SOURCE", "STATUS"
+    ]
+    assert any(line.split()[:4] == ["policy", "slow_decay", "iterations", "base=5,"] for line in table)
 
 
 def test_unregister_normalises_names_and_names_a_missing_one(fresh_registry: Registry) -> None:

@@ -9,6 +9,7 @@ imported, before or after clrplug, so ``keras.models.load_model`` finds them.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
@@ -23,17 +24,17 @@ from clrplug.errors import (
     UnknownNameError,
     UnknownPolicyError,
 )
-from clrplug.formula import learning_rates, one_cycle_rates
 from clrplug.hookspecs import hookimpl
-from clrplug.records import Policy, PolicySource, Record, SuggestionRule, Waveform
-from clrplug.registry import PluginFailure, default_registry
 
 if TYPE_CHECKING:
     from clrplug.callback import CyclicLR
+    from clrplug.formula import learning_rates, one_cycle_rates
     from clrplug.one_cycle import OneCycleLR
     from clrplug.one_cycle_schedule import OneCycleSchedule
     from clrplug.plotting import plot_schedule
     from clrplug.range_test import RangeTestResult, lr_range_test
+    from clrplug.records import Policy, PolicySource, Record, SuggestionRule, Waveform
+    from clrplug.registry import PluginFailure
     from clrplug.schedule import CyclicalSchedule
 
 __version__ = "0.2.0"
@@ -71,8 +72,18 @@ __all__ = [
     "unregister_policy",
 ]
 
-# Public names whose modules import Keras: loaded on first attribute access.
+# Public names loaded on first attribute access: ``import clrplug`` (and so pytest's
+# start-up, which loads clrplug's pytest plugin) imports neither numpy nor Keras.
 _LAZY = {
+    "learning_rates": "clrplug.formula",
+    "one_cycle_rates": "clrplug.formula",
+    "Policy": "clrplug.records",
+    "PolicySource": "clrplug.records",
+    "Record": "clrplug.records",
+    "SuggestionRule": "clrplug.records",
+    "Waveform": "clrplug.records",
+    "PluginFailure": "clrplug.registry",
+    "default_registry": "clrplug.registry",
     "CyclicLR": "clrplug.callback",
     "OneCycleLR": "clrplug.one_cycle",
     "CyclicalSchedule": "clrplug.schedule",
@@ -91,6 +102,8 @@ when_keras_imported("clrplug.one_cycle_schedule")
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
+        if importlib.util.find_spec(f"clrplug.{name}") is not None:  # clrplug.registry, ...
+            return importlib.import_module(f"clrplug.{name}")
         raise AttributeError(f"module 'clrplug' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
@@ -101,6 +114,12 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
+def _registry() -> Any:
+    from clrplug.registry import default_registry
+
+    return default_registry()
+
+
 def get_policy(name: str) -> Policy:
     """The registered policy called ``name`` (built-in, plugin or runtime).
 
@@ -108,27 +127,27 @@ def get_policy(name: str) -> Policy:
         UnknownPolicyError: no such name; the message lists every available name.
         PolicyConflictError: two sources registered the name.
     """
-    return default_registry().get(name)
+    return _registry().get(name)
 
 
 def get_waveform(name: str) -> Waveform:
     """The registered waveform called ``name`` (``triangular``, ``cosine``, ``welch``, plugins')."""
-    return default_registry().get(name, "waveform")
+    return _registry().get(name, "waveform")
 
 
 def list_policies() -> list[Policy]:
     """Every registered policy, sorted by name; ``policy.source`` says where it came from."""
-    return default_registry().policies()
+    return _registry().policies()
 
 
 def list_waveforms() -> list[Waveform]:
     """Every registered waveform, sorted by name."""
-    return default_registry().records("waveform")
+    return _registry().records("waveform")
 
 
 def list_plugin_failures() -> list[PluginFailure]:
     """Plugins that failed to load, with the reason (they are skipped)."""
-    return default_registry().failures()
+    return _registry().failures()
 
 
 @overload
@@ -190,11 +209,13 @@ def register_policy(
         NameConflictError: the name is already registered for that kind (built-ins and
             plugins are never replaced).
     """
-    registry = default_registry()
+    registry = _registry()
     if policy is not None:
         return registry.register(policy, replace_existing=replace)
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        from clrplug.records import Policy
+
         registry.register(
             Policy(name or fn.__name__, fn, scale_mode, params,
                    description or (fn.__doc__ or "").strip(), ops_fn),
@@ -207,4 +228,4 @@ def register_policy(
 
 def unregister_policy(name: str, kind: str = "policy") -> None:
     """Remove a record registered at runtime (``kind``: ``"policy"``, ``"waveform"`` or ``"rule"``)."""
-    default_registry().unregister(name, kind)
+    _registry().unregister(name, kind)

@@ -18,18 +18,22 @@ loads wherever clrplug is installed. docs/writing-a-plugin.md lists every proper
 
 from __future__ import annotations
 
-from clrplug.testing.harness import applied_rates
-from clrplug.testing.kit import (
-    CYCLE_RANGE,
-    ITERATION_RANGE,
-    PROPERTIES,
-    PolicyConformanceError,
-    check_policy,
-    check_waveform,
-    policies_of,
-    sample_x,
-    waveforms_of,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clrplug.testing.harness import applied_rates
+    from clrplug.testing.kit import (
+        CYCLE_RANGE,
+        ITERATION_RANGE,
+        PROPERTIES,
+        PolicyConformanceError,
+        check_policy,
+        check_waveform,
+        policies_of,
+        sample_x,
+        waveforms_of,
+    )
 
 __all__ = [
     "CYCLE_RANGE",
@@ -43,3 +47,22 @@ __all__ = [
     "sample_x",
     "waveforms_of",
 ]
+
+# Loaded on first access, so that pytest's start-up (the pytest plugin lives in this
+# package) imports no numpy.
+_LAZY = {name: "clrplug.testing.kit" for name in __all__} | {
+    "applied_rates": "clrplug.testing.harness"
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'clrplug.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -11,23 +11,20 @@ from typing import Any
 
 import pytest
 
-from clrplug.testing.kit import (
-    PolicyConformanceError,
-    check_policy,
-    check_waveform,
-    policies_of,
-)
-
 
 @pytest.fixture
 def clrplug_policy_check() -> Callable[..., None]:
     """:func:`clrplug.testing.check_policy`: call it with a policy name (or Policy)."""
+    from clrplug.testing.kit import check_policy
+
     return check_policy
 
 
 @pytest.fixture
 def clrplug_waveform_check() -> Callable[..., None]:
     """:func:`clrplug.testing.check_waveform`: call it with a waveform name (or Waveform)."""
+    from clrplug.testing.kit import check_waveform
+
     return check_waveform
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,11 +47,15 @@ class PolicyConformanceItem(pytest.Item):
         self.error = error
 
     def runtest(self) -> None:
+        from clrplug.testing.kit import check_policy
+
         if self.error is not None:
             raise self.error
         check_policy(self.policy)
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> Any:
+        from clrplug.testing.kit import PolicyConformanceError
+
         if isinstance(excinfo.value, (PolicyConformanceError, LookupError)):
             return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)
@@ -66,6 +67,10 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     requested: list[str] = config.getoption("clrplug_policy", default=[]) or []
+    if not requested:
+        return
+    from clrplug.testing.kit import policies_of
+
     checks: dict[str, Exception | None] = {}
     for entry in requested:
         if not entry.startswith("dist:"):

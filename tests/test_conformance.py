@@ -322,6 +322,15 @@ def test_import_is_cheap_and_does_not_import_keras():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_the_pytest_plugin_imports_nothing_heavy_at_start_up():
+    code = (
+        "import sys, clrplug.testing.pytest_plugin\n"
+        "heavy = {'numpy', 'keras', 'tensorflow', 'jax', 'torch', 'matplotlib'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_pytest_plugin_is_registered(pytestconfig):
     plugin = pytestconfig.pluginmanager.get_plugin("clrplug")
     assert plugin is sys.modules["clrplug.testing.pytest_plugin"]

@@ -119,7 +119,7 @@ def linear_range_test() -> clrplug.RangeTestResult:
 
 
 def training_figures() -> list[Path]:
-    from clrplug.demo import compare, plot_accuracy
+    from clrplug.demo import compare
     from clrplug.plotting import plot_history
 
     comparison = compare(seed=0, verbose=0)
@@ -131,8 +131,6 @@ def training_figures() -> list[Path]:
             result.history, ["accuracy", "val_accuracy"], against="lr", path=p
         ),
         "range_test_linear.png": lambda p: linear.plot(p),
-        "clr_history.png": lambda p: plot_history(comparison.clr_callback.history, path=p),
-        "convergence_accuracy.png": lambda p: plot_accuracy(comparison, p),
     }
     for name, draw in paths.items():
         draw(IMG / name)

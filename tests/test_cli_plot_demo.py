@@ -82,15 +82,53 @@ def test_plot_runs_as_a_command(tmp_path):
     assert (tmp_path / "s.png").read_bytes()[:8] == PNG_SIGNATURE
 
 
-def test_demo_prints_the_table_and_writes_the_plots(tmp_path, capsys):
-    # A short run of the real thing (the default is 12 epochs and four fixed rates).
+def test_demo_prints_a_line_per_run_the_table_the_verdict_and_writes_the_plots(tmp_path, capsys):
+    # A short run of the real thing (the default is 48 epochs and a grid of five rates).
     out = tmp_path / "demo"
-    code = cli.main(["demo", "--out", str(out), "--epochs", "1", "--fixed-lrs", "0.1",
-                     "--verbose", "0"])
+    code = cli.main(["demo", "--out", str(out), "--epochs", "1", "--fixed-lrs", "0.03,0.1"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "== LR range test" in printed and "== CLR triangular2" in printed
-    assert "CLR triangular2" in printed and "fixed lr=0.1 (best fixed)" in printed
-    assert "iterations to" in printed and "final acc" in printed
-    for name in ("range_test.png", "schedule.png", "clr_history.png", "accuracy.png"):
+    lines = printed.splitlines()
+    # One line per run, no Keras progress output.
+    assert [line.split()[:3] for line in lines if line.startswith("grid ")] == [
+        ["grid", "1/2", "fixed"], ["grid", "2/2", "fixed"]]
+    assert sum(line.startswith("range test") for line in lines) == 1
+    assert sum(line.startswith("workflow") for line in lines) == 1
+    assert "/step" not in printed and "Epoch 1/1" not in printed
+    # The rule table: one row per registered rule, the default marked.
+    from clrplug.range_test import DEFAULT_RULE
+
+    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["rule", "base_lr", "max_lr"])
+    end = lines.index("", header)
+    rows = [line.split()[0] for line in lines[header + 2 : end]]
+    assert rows == sorted(r.name for r in clrplug.registry.default_registry().records("rule"))
+    assert f"{DEFAULT_RULE} (default)" in printed
+    # The table, the verdict, the figures.
+    assert "final acc" in printed and "iters incl. search" in printed
+    assert "(workflow)" in printed and "(grid's best)" in printed
+    assert sum(line.startswith("Range test + ") for line in lines) == 1
+    assert "plots: " in printed
+    for name in ("accuracy.png", "range_test.png", "workflow_history.png"):
         assert (out / name).read_bytes()[:8] == PNG_SIGNATURE, name
+
+
+@pytest.mark.parametrize(("argv", "verbose"), [([], 0), (["--verbose"], 1), (["--verbose", "2"], 2)])
+def test_demo_verbose_restores_keras_output(argv, verbose):
+    assert cli.build_parser().parse_args(["demo", *argv]).verbose == verbose
+
+
+def test_demo_workflow_follows_the_default_rule():
+    # The workflow's one run peaks at DEFAULT_RULE's max_lr (times the documented factor).
+    from clrplug import demo
+    from clrplug.range_test import DEFAULT_RULE
+
+    data = demo.DIGITS.load(0)
+    result = demo.range_test(demo.DIGITS, data, 0, "sgd")
+    plan = demo.workflow_plan(result, 500)
+    found = result.suggest()
+    assert found is not None and found.rule == DEFAULT_RULE
+    if demo.WORKFLOW_SCHEDULE == "one_cycle":
+        assert plan.schedule == "one_cycle"
+        assert plan.lr == pytest.approx(found.max_lr * demo.WORKFLOW_MAX_LR_FACTOR)
+    else:
+        assert (plan.base_lr, plan.lr) == pytest.approx((found.base_lr, found.max_lr))

@@ -113,7 +113,7 @@ def test_plot_history_against_iterations_and_lr():
         plot_history(history, ["acc"])
 
 
-def test_cyclic_lr_plot_history_delegates(tmp_path):
+def test_plot_history_of_a_callbacks_history(tmp_path):
     import keras
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
@@ -121,7 +121,7 @@ def test_cyclic_lr_plot_history_delegates(tmp_path):
     clr = clrplug.CyclicLR(base_lr=0.001, max_lr=0.006, step_size=2)
     model.fit(np.ones((16, 2)), np.ones((16, 1)), batch_size=4, epochs=1, callbacks=[clr],
               verbose=0)
-    figure = clr.plot_history(path=tmp_path / "history.png")
+    figure = plot_history(clr.history, path=tmp_path / "history.png")
     np.testing.assert_allclose(figure.axes[0].lines[0].get_ydata(), clr.history["lr"])
     assert (tmp_path / "history.png").read_bytes()[:8] == PNG_SIGNATURE
 

@@ -841,7 +841,7 @@ def test_no_range_gives_no_suggestion_and_no_callback():
     result = _synthetic(flat, np.full(100, 2.3), lr)
     assert result.suggested_base_lr is None and result.suggested_max_lr is None
     assert set(result.suggestions().values()) == {None}
-    message = r"found no learning-rate range with rule 'valley'"
+    message = f"found no learning-rate range with rule {DEFAULT_RULE!r}"
     with pytest.raises(clrplug.ClrplugError, match=message):
         result.cyclic_lr(step_size=10)
     with pytest.raises(clrplug.ClrplugError, match=message):

@@ -208,8 +208,8 @@ def _check_wheel(wheel: Path, project: Path) -> str:
     if declared is not None and entry_points != declared:
         problems.append(f"entry points {entry_points}, but pyproject.toml declares {declared}")
     if project == ROOT:
-        if entry_points.get("pytest11", {}).get("clrplug") != "clrplug.testing":
-            problems.append("no pytest11 entry point 'clrplug = clrplug.testing'")
+        if entry_points.get("pytest11", {}).get("clrplug") != "clrplug.testing.pytest_plugin":
+            problems.append("no pytest11 entry point 'clrplug = clrplug.testing.pytest_plugin'")
     elif not (entry_points.get("clrplug") or entry_points.get("clrplug.policies")):
         problems.append("no entry point in the groups 'clrplug' or 'clrplug.policies'")
     packages = sorted(t for t in tops if not t.endswith((".dist-info", ".data")))

@@ -225,7 +225,10 @@ def read_metric_variable(model: Any, variable: Any) -> Any:
             for ref, value in zip(model.metrics_variables, values, strict=False):
                 if ref is variable:
                     return ops.convert_to_numpy(value)
-    return ops.convert_to_numpy(variable.value)
+    # ``Variable.numpy()``, not ``convert_to_numpy(variable.value)``: under a
+    # tf.distribute strategy the value is a SyncOnReadVariable, which numpy cannot read
+    # directly; ``numpy()`` reads it aggregated over the replicas.
+    return variable.numpy()
 
 
 #: The attribute each supported optimizer reads its momentum from.

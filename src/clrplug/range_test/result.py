@@ -9,6 +9,7 @@ a callback (:meth:`~RangeTestResult.cyclic_lr`, :meth:`~RangeTestResult.one_cycl
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,10 @@ DEFAULT_RULE = "slide"
 #: same benchmark ``max_lr / 4`` did as well as or better than ``max_lr / 10`` and than
 #: ``accuracy_rise``'s own lower bound in its worst case for every rule.
 DEFAULT_LOWER = 4.0
+
+#: The sweep resolution of that benchmark (200 steps over 1e-7..10): ``slide`` counts
+#: its window and threshold in steps, so a much coarser sweep can leave it no window.
+BENCHMARKED_STEPS_PER_DECADE = 25.0
 
 
 @dataclass(frozen=True)
@@ -297,11 +302,24 @@ class RangeTestResult:
             raise ClrplugError(
                 f"the range test found no learning-rate range with rule {name!r}: its curve "
                 f"shows no usable descent or rise between {self.min_lr:g} and "
-                f"{self.max_lr:g} ({self.stop_reason}, {len(self.lr)} steps). Try another "
-                "rule (result.suggestions() shows them all), widen min_lr..max_lr or run "
-                "more steps, or choose the bounds by hand from result.plot()."
+                f"{self.max_lr:g} ({self.stop_reason}, {len(self.lr)} steps"
+                f"{self._resolution_note()}). Try another rule (result.suggestions() shows "
+                "them all), widen min_lr..max_lr or run more steps, or choose the bounds by "
+                "hand from result.plot()."
             )
         return found
+
+    def _resolution_note(self) -> str:
+        """A hint when an exponential sweep was coarser than the rules were chosen at."""
+        if self.step_mode != "exp" or not 0 < self.min_lr < self.max_lr:
+            return ""
+        per_decade = (self.steps - 1) / math.log10(self.max_lr / self.min_lr)
+        if per_decade >= BENCHMARKED_STEPS_PER_DECADE * 0.8:
+            return ""
+        return (
+            f"; {per_decade:.0f} steps per decade, where the rules were benchmarked at "
+            f"{BENCHMARKED_STEPS_PER_DECADE:g} (slide's window and threshold are per step)"
+        )
 
     # -- tools built on the result -----------------------------------------------------
 

@@ -365,6 +365,70 @@ def test_a_damaged_accumulation_count_is_refused_clearly(tmp_path: Path, new: in
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == before
 
 
+def test_damaged_state_changes_nothing_on_the_host() -> None:
+    """A hold flag that is fine and step sizes that are not: nothing of it is applied."""
+    model, clr = rate_probe_model(), CyclicLR(BASE, TOP, **GEOMETRY)
+    clr.attach(model)
+    ints = model.optimizer.variables[_state_index(model)]
+    values = np.asarray(keras.ops.convert_to_numpy(ints)).copy()
+    values[-1] = 1  # the hold flag, the last integer field
+    ints.assign(_damaged(values, 2, 0))
+    before = clr.schedule.state_key()
+    with pytest.raises(ClrplugError, match=r"is damaged \(step sizes"):
+        clr.schedule.refresh()
+    assert clr.schedule.state_key() == before and not clr.schedule.holding
+
+
+def test_damaged_one_cycle_phases_are_refused_clearly() -> None:
+    model, one_cycle = rate_probe_model(), OneCycleLR(0.1, total_steps=40, cycle_momentum=False)
+    one_cycle.attach(model)
+    floats = model.optimizer.variables[_state_index(model) + 1]
+    words = np.asarray(keras.ops.convert_to_numpy(floats)).copy()
+    words[3 * 2] *= 2  # lr_from0, the first phase's starting rate, in the state's first word
+    floats.assign(words)
+    with pytest.raises(ClrplugError, match=r"is damaged \(phase field\(s\) lr_from0 do not match"):
+        one_cycle.schedule.refresh()
+
+
+def test_a_write_lands_after_a_checkpoint_assigned_the_variables(tmp_path: Path) -> None:
+    """The host writes what it holds even when it wrote the same before a load."""
+    model, clr = rate_probe_model(), CyclicLR(BASE, TOP, STEP)
+    clr.attach(model)  # the schedule drives: no plain rate held
+    checkpoint = tmp_path / "driving.weights.h5"
+    model.save_weights(checkpoint)
+    clr.schedule.hold(0.05)
+    model.load_weights(checkpoint)  # the variables say "no plain rate" again
+    clr.schedule.hold(0.05)  # the same hold as before the load: it must land all the same
+    rate = clr.schedule(model.optimizer.iterations)
+    assert float(keras.ops.convert_to_numpy(rate)) == pytest.approx(0.05, rel=1e-6)
+
+
+def test_a_scale_function_failing_on_the_table_leaves_the_optimizer_as_it_was() -> None:
+    """The table is computed before any variable is added: a failure binds nothing."""
+
+    def picky(x: Any) -> Any:
+        x = np.asarray(x)
+        if np.any(x == 60_001):  # inside the first table, past the points checked at creation
+            raise ValueError("no 60001")
+        return np.where(x < 3, 1.0, 0.5)
+
+    model = rate_probe_model()
+    before = [v.path for v in model.optimizer.variables]
+    clr = CyclicLR(BASE, TOP, STEP, scale_fn=picky)
+    with pytest.raises(clrplug.PolicyEvaluationError, match=r"'picky' raised ValueError: no 60001"):
+        clr.attach(model)
+    assert [v.path for v in model.optimizer.variables] == before
+    assert isinstance(model.optimizer._learning_rate, keras.Variable)
+
+
+@pytest.mark.parametrize("start", [2**31, -(2**31), 2**40])
+def test_a_start_the_counter_cannot_hold_is_refused(start: int) -> None:
+    with pytest.raises(clrplug.InvalidArgumentError, match=rf"start.*{start}"):
+        clrplug.OneCycleSchedule(0.1, 100, start=start)
+    with pytest.raises(clrplug.InvalidArgumentError, match=rf"cycle_start.*{start}"):
+        clrplug.CyclicalSchedule(0.001, 0.006, 4, cycle_start=start)
+
+
 # -- the command line's arguments -------------------------------------------------------------------
 
 

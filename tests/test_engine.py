@@ -144,6 +144,28 @@ def test_a_scale_function_that_only_takes_one_number_works() -> None:
     assert_rates(run, expected)
 
 
+def test_a_tabulated_policy_in_an_epoch_longer_than_its_table() -> None:
+    """An epoch of 70,000 steps, more than the scale table holds: covered as it goes."""
+
+    class StopAfter(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            if batch + 1 == 6:
+                self.model.stop_training = True
+
+    def forever() -> Any:
+        while True:
+            yield np.ones((1, 1), "float32"), np.zeros((1, 5), "float32")
+
+    # scale_mode="iterations": one table entry per step, so the epoch needs 70,000 of them.
+    clr = CyclicLR(0.001, 0.006, 2, scale_fn=lambda x: 1.0 if x < 3 else 0.5,
+                   scale_mode="iterations")
+    rate_probe_model().fit(forever(), steps_per_epoch=70_000, epochs=1, verbose=0,
+                           callbacks=[clr, StopAfter()])
+    expected = transcribed(np.arange(6), 0.001, 0.006, 2, 2,
+                           scale=lambda c, k: 1.0 if k < 3 else 0.5)
+    np.testing.assert_allclose(clr.history["lr"], expected, rtol=1e-12)
+
+
 def test_runtime_registered_policy_by_name(fresh_registry: Registry) -> None:
     clrplug.register_policy(
         Policy("stairs", lambda x, n=3.0: np.minimum(1.0, x / n), "cycle", params={"n": 3.0})

@@ -309,6 +309,13 @@ def test_setting_a_plain_rate_mid_fit_gives_the_momentum_back() -> None:
     assert_applied(run, np.concatenate([lr, np.full(12, 0.02)]),
                    np.concatenate([momentum, np.full(12, OWN_MOMENTUM)]))
     assert value(model.optimizer.momentum) == pytest.approx(OWN_MOMENTUM, rel=1e-7)
+    # The callback's record says what was applied: the plain rate from epoch 1 on.
+    expected_lr = np.concatenate([lr, np.full(12, 0.02)])
+    np.testing.assert_allclose(clr.history["lr"], expected_lr, rtol=1e-12)
+    np.testing.assert_allclose(clr.history["momentum"],
+                               np.concatenate([momentum, np.full(12, OWN_MOMENTUM)]), rtol=1e-12)
+    np.testing.assert_allclose(model.history.history["learning_rate"], [lr[-1], 0.02, 0.02],
+                               rtol=1e-12)
 
 
 # -- saved and resumed with the cycle ----------------------------------------------------------

@@ -294,6 +294,22 @@ def test_a_generator_of_unknown_length_needs_total_steps() -> None:
     with pytest.raises(InvalidArgumentError, match=r"pass total_steps"):
         model.fit(_generator(4, forever=False), epochs=2, verbose=0, shuffle=False,
                   callbacks=[OneCycleLR(0.1, epochs=2, cycle_momentum=False)])
+    # Nothing half-applied: without the callback, the optimizer's own rate (SGD(0.1)).
+    run = fit_probe(model, 3, [])
+    assert_applied(run, np.full(3, 0.1), nan_ok=0)
+
+
+def test_epochs_and_steps_per_epoch_count_batches_under_gradient_accumulation() -> None:
+    """As fit's steps: 3 epochs x 8 batches, 2 batches per update, is a 12-update cycle."""
+    x, y = np.zeros((8, 1), "float32"), np.zeros((8, 5), "float32")
+    given = OneCycleLR(0.1, epochs=3, steps_per_epoch=8, cycle_momentum=False)
+    from_fit = OneCycleLR(0.1, cycle_momentum=False)
+    for one_cycle in (given, from_fit):
+        model = rate_probe_model(keras.optimizers.SGD(0.1, gradient_accumulation_steps=2))
+        model.fit(x, y, batch_size=1, epochs=3, verbose=0, shuffle=False, callbacks=[one_cycle])
+    assert given.total_steps == from_fit.total_steps == 12
+    expected, _ = torch_one_cycle(12, 0.1, 12, cycle_momentum=False)
+    np.testing.assert_allclose(given.history["lr"], expected[np.arange(24) // 2], rtol=1e-12)
 
 
 @pytest.mark.filterwarnings("ignore:Your input ran out of data")  # the finite one

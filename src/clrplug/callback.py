@@ -166,8 +166,7 @@ class CyclicLR(ScheduleCallback):
         """Cycle iterations: steps since the cycle started or was last reset."""
         if self._optimizer is None:
             return 0
-        update = compat.read_counter(self._optimizer) // self._accumulation
-        return max(0, update - self.schedule.cycle_start)
+        return max(0, self._update_now() - self.schedule.cycle_start)
 
     # -- ScheduleCallback hooks ------------------------------------------------------------
 
@@ -207,7 +206,8 @@ class CyclicLR(ScheduleCallback):
 
     def _plan(self, first_update: int, steps: int | None) -> None:
         if self.schedule.tabulated:
-            self._refill(first_update, steps or self._steps_per_execution)
+            # The epoch's start; a long epoch is covered as it goes (_batch_work).
+            self._refill(first_update, min(steps or self._steps_per_execution, TABLE_SIZE // 2))
 
     def _refill(self, first: int, ahead: int) -> None:
         """Keep the scale table covering the updates ``first .. first + ahead``."""
@@ -222,7 +222,7 @@ class CyclicLR(ScheduleCallback):
         last = update + ahead
         first_x, last_x = self.schedule.table_x([update, last])
         if not self.schedule.table_covers(first_x, last_x):
-            compat.sync_state(self.model)
+            compat.sync_state(self._model)
             self._refill(update, TABLE_SIZE // 2)
         return batch + self._steps_per_execution * 32
 

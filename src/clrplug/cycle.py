@@ -30,6 +30,8 @@ from clrplug.registry import default_registry
 
 __all__ = [
     "ANNEAL_STRATEGIES",
+    "FLOAT32_MAX",
+    "INT32_MAX",
     "Bounds",
     "Geometry",
     "Momentum",
@@ -47,7 +49,8 @@ __all__ = [
 MAX_DENOMINATOR = 4096
 #: Integer arithmetic in the compiled step stays within int32 (JAX's and PyTorch's counter).
 INT32_MAX = 2**31 - 1
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: The largest rate the float32 step can apply.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 ANNEAL_STRATEGIES = ("cos", "linear")
 
 
@@ -63,9 +66,9 @@ def check_bounds(base_lr: Any, max_lr: Any) -> Bounds:
     """Validate ``base_lr`` and ``max_lr``; the error names the bad one."""
     base = checks.real("base_lr", base_lr, low=0.0)
     top = checks.real("max_lr", max_lr, low=0.0)
-    if top > _FLOAT32_MAX:
+    if top > FLOAT32_MAX:
         raise InvalidArgumentError(
-            f"max_lr must be at most {_FLOAT32_MAX!r}, the largest float32 (the dtype the rate "
+            f"max_lr must be at most {FLOAT32_MAX!r}, the largest float32 (the dtype the rate "
             f"is applied in), got {top!r}."
         )
     if top < base:
@@ -128,8 +131,8 @@ def check_geometry(step_size: Any, step_size_down: Any = None) -> Geometry:
         raise InvalidArgumentError(
             f"step_size={up_value!r} and step_size_down={down_value!r} give a cycle of "
             f"{float(up + down)!r} iterations that the compiled step cannot count exactly in "
-            "32-bit integers: use step sizes below 2**29 with a common denominator <= "
-            f"{MAX_DENOMINATOR}."
+            f"32-bit integers: the cycle times the step sizes' common denominator ({denominator})"
+            f" squared must stay below 2**31, and the denominator <= {MAX_DENOMINATOR}."
         )
     return Geometry(
         up_value,

@@ -4,7 +4,7 @@
 :func:`one_cycle_rates` is PyTorch's ``OneCycleLR``. The compiled step computes
 the same values with integer positions and float32 arithmetic (``clrplug.engine``)
 and is tested against these; the callbacks' ``history``, the plots and PyTorch's
-per-step path call them directly.
+eager path (evaluated in blocks of updates) call them directly.
 """
 
 from __future__ import annotations
@@ -74,8 +74,10 @@ def cyclic_values(
     """
     k = np.asarray(k, dtype=np.float64)
     if k.size and not (np.all(np.isfinite(k)) and k.min() >= 0):
+        bad = k.flat[int(np.flatnonzero(~(np.isfinite(k) & (k >= 0)))[0])]
         raise InvalidArgumentError(
-            "iterations must be finite and >= 0 (cycle iterations since the last reset)."
+            f"iterations must be finite and >= 0 (cycle iterations since the last reset), "
+            f"got {float(bad)!r}."
         )
     cycle, rise = cycle_position(k, geometry)
     x = cycle if scale.scale_mode == "cycle" else k
@@ -156,9 +158,13 @@ def one_cycle_values(step: Any, spec: OneCycle) -> tuple[np.ndarray, np.ndarray 
     PyTorch's ``OneCycleLR.get_lr``, vectorised; from ``total_steps - 1`` on the
     final rate is held (PyTorch raises there).
     """
-    t = np.minimum(np.asarray(step, dtype=np.float64), spec.total_steps - 1.0)
-    if t.size and not (np.all(np.isfinite(t)) and t.min() >= 0):
-        raise InvalidArgumentError("step must be finite and >= 0 (optimizer steps since the 1cycle began).")
+    given = np.asarray(step, dtype=np.float64)
+    if given.size and not (np.all(np.isfinite(given)) and given.min() >= 0):
+        bad = given.flat[int(np.flatnonzero(~(np.isfinite(given) & (given >= 0)))[0])]
+        raise InvalidArgumentError(
+            f"step must be finite and >= 0 (optimizer steps since the 1cycle began), got {float(bad)!r}."
+        )
+    t = np.minimum(given, spec.total_steps - 1.0)
     rates, momenta = np.zeros_like(t), np.zeros_like(t)
     start = 0.0
     done = np.zeros(t.shape, dtype=bool)

@@ -116,20 +116,13 @@ class StepHistory:
             self._columns[key] = np.concatenate([column, np.full(pad, np.nan)])
         self._capacity = capacity
 
-    def write(self, row: int, iteration: int, batch: int, values: Mapping[str, Any] | None = None) -> None:
-        """Record row ``row``: the count after its step, its batch index, logged values."""
+    def write(self, row: int, iteration: int, batch: int) -> None:
+        """Record row ``row`` with no logged values: the count after its step, its batch."""
         with self._lock:
             if row >= self._capacity:
                 self._grow(row + 1)
             self._iterations[row] = iteration
             self._batches[row] = batch
-            for key, value in (values or {}).items():
-                if not isinstance(value, (int, float, np.number)) or isinstance(value, bool):
-                    continue  # a non-numeric log entry: not recorded
-                column = self._columns.get(key)
-                if column is None:
-                    column = self._columns[key] = np.full(self._capacity, np.nan)
-                column[row] = value
             self._rows = max(self._rows, row + 1)
 
     def write_many(
@@ -189,15 +182,6 @@ class StepHistory:
                 {key: column[:rows].copy() for key, column in self._columns.items()},
             )
 
-    def iterations(self) -> np.ndarray:
-        return self._iterations[: self._rows]
-
-    def set_iteration(self, row: int, iteration: int) -> None:
-        """Correct row ``row``'s count (a LossScaleOptimizer skipped an update)."""
-        with self._lock:
-            if row < self._rows:
-                self._iterations[row] = iteration
-
 
 @dataclass
 class _Epoch:
@@ -225,6 +209,7 @@ class Recorder:
         self._non_mean: set[str] | None = None
         self._trained = 0  # steps recorded (the seed's trn_iterations)
         self._epoch_seen = 0
+        self._seen_lock = threading.Lock()
         self._steps_per_execution = 1
         self._skipping = False
         # With skipped updates: each row's real count, written on the training thread only
@@ -261,27 +246,33 @@ class Recorder:
         """Queue the logs of the steps up to ``batch``; async-safe and cheap."""
         if self._epochs:
             self._pending.append((self._epochs[-1], batch, logs))
-            if batch >= self._epoch_seen:
-                self._epoch_seen = batch + 1
+            with self._seen_lock:  # batch ends may run concurrently, in any order
+                self._epoch_seen = max(self._epoch_seen, batch + 1)
 
     def _drain(self) -> None:
-        """Write the queued rows (Keras logs once per execution: its steps share the logs)."""
-        rows: list[int] = []
-        iterations: list[int] = []
-        batches: list[int] = []
-        values: list[Mapping[str, Any] | None] = []
+        """Write the queued rows (Keras logs once per execution: its steps share the logs).
+
+        Batch ends may arrive out of order (Keras' worker threads): a row takes the
+        latest step of its block of ``every`` among them, whatever the order.
+        """
+        latest: dict[int, tuple[int, int, Mapping[str, Any] | None]] = {}
         while self._pending:
             epoch, batch, logs = self._pending.popleft()
             first = (batch // self._steps_per_execution) * self._steps_per_execution
             for b in range(first, batch + 1):
                 if (b + 1) % self.every and b != batch:
                     continue  # a row holds the last recorded step of its block of `every`
-                rows.append(epoch.first_row + b // self.every)
-                iterations.append(epoch.start + b + 1)
-                batches.append(b)
-                values.append(logs if b == batch else None)
-        if rows:
-            self.rows.write_many(rows, iterations, batches, values)
+                row = epoch.first_row + b // self.every
+                if row not in latest or latest[row][0] < b:
+                    latest[row] = (b, epoch.start + b + 1, logs if b == batch else None)
+        if latest:
+            rows = list(latest)
+            self.rows.write_many(
+                rows,
+                [latest[row][1] for row in rows],
+                [latest[row][0] for row in rows],
+                [latest[row][2] for row in rows],
+            )
 
     def epoch_end(self, ran: int, model: Any) -> None:
         """Close the epoch: ``ran`` steps really ran (a partial execution is reported full)."""

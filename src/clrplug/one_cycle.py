@@ -39,7 +39,8 @@ class OneCycleLR(ScheduleCallback):
             ``steps_per_epoch``; or leave all three out and the first ``fit`` decides
             (its ``epochs`` times its steps per epoch).
         epochs: epochs of the cycle (with ``steps_per_epoch``, or ``fit``'s).
-        steps_per_epoch: updates per epoch (default: ``fit``'s).
+        steps_per_epoch: batches per epoch, as ``fit`` counts them (default: ``fit``'s); with
+            ``gradient_accumulation_steps=n`` the cycle has ``1/n`` as many updates.
         pct_start: fraction of the cycle spent warming up. Default 0.3.
         anneal_strategy: ``"cos"`` or ``"linear"``. Default ``"cos"``.
         div_factor: ``initial_lr = max_lr / div_factor``. Default 25.
@@ -107,6 +108,9 @@ class OneCycleLR(ScheduleCallback):
         schedule = OneCycleSchedule(total_steps=total or _PENDING, **self._arguments)
         super().__init__(schedule, history_every)
         self._total_known = total is not None
+        # epochs x steps_per_epoch counts batches: with gradient accumulation the cycle's
+        # updates are fewer, known once the optimizer is (at fit's start).
+        self._from_batches = total_steps is None and total is not None
         self._warned = False
 
     @property
@@ -145,21 +149,33 @@ class OneCycleLR(ScheduleCallback):
         self.schedule.restart(start=update - done, total_steps=previous.total_steps)
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        if self._total_known and not self._from_batches:
+            super().on_train_begin(logs)
+            return
+        params = self.params or {}
+        epochs = self._epochs or params.get("epochs")
+        steps = self._steps_per_epoch or params.get("steps")
+        if not epochs or not steps:
+            # Before the schedule drives: the optimizer keeps applying its own rate.
+            self._give_back_rate()
+            raise InvalidArgumentError(
+                "OneCycleLR needs total_steps, or epochs and steps_per_epoch: this fit does "
+                f"not say how many steps an epoch has (epochs={epochs!r}, steps={steps!r}); "
+                "pass total_steps=... or steps_per_epoch=...."
+            )
         super().on_train_begin(logs)
-        if not self._total_known:
-            params = self.params or {}
-            epochs = self._epochs or params.get("epochs")
-            steps = self._steps_per_epoch or params.get("steps")
-            if not epochs or not steps:
-                raise InvalidArgumentError(
-                    "OneCycleLR needs total_steps, or epochs and steps_per_epoch: this fit does "
-                    f"not say how many steps an epoch has (epochs={epochs!r}, steps={steps!r}); "
-                    "pass total_steps=... or steps_per_epoch=...."
-                )
-            updates = (epochs * steps) // self._accumulation
+        updates = (epochs * steps) // self._accumulation
+        if updates < 2:
+            self._give_back_rate()
+            raise InvalidArgumentError(
+                f"OneCycleLR needs at least 2 optimizer updates, and this fit has {updates} "
+                f"({epochs} epoch(s) x {steps} step(s) / gradient_accumulation_steps="
+                f"{self._accumulation})."
+            )
+        if not self._total_known or updates != self.schedule.total_steps:
             self.schedule.restart(start=self.schedule.start, total_steps=updates)
-            self._total_known = True
             self._record_segment()
+        self._total_known = True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         super().on_epoch_end(epoch, logs)

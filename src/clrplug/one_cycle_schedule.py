@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from clrplug import checks
-from clrplug.cycle import OneCycle, check_momentum, check_one_cycle
+from clrplug.cycle import INT32_MAX, OneCycle, check_momentum, check_one_cycle
 from clrplug.engine import step
 from clrplug.engine.base import NO_HOLD, EngineSchedule, Hold
 from clrplug.formula import one_cycle_values
@@ -97,7 +97,7 @@ class OneCycleSchedule(EngineSchedule):
             saved_bound=_saved_bound, name=name,
         )
         self._spec = spec
-        self._start = checks.integer("start", start, low=-(2**62), high=2**62)
+        self._start = checks.integer("start", start, low=-INT32_MAX, high=INT32_MAX)
 
     @property
     def spec(self) -> OneCycle:
@@ -121,30 +121,45 @@ class OneCycleSchedule(EngineSchedule):
                 spec.max_lr, total_steps, spec.pct_start, spec.anneal_strategy, spec.div_factor,
                 spec.final_div_factor, spec.three_phase, spec.momentum,
             )
-        self._spec, self._start = spec, checks.integer("start", start, low=-(2**62), high=2**62)
+        self._spec, self._start = spec, checks.integer("start", start, low=-INT32_MAX, high=INT32_MAX)
         self._store()
 
     def _own_fields(self) -> tuple[dict[str, int], dict[str, float]]:
-        ints: dict[str, int] = {name: 0 for name in self._INTS}
-        floats: dict[str, float] = {name: 0.0 for name in self._FLOATS}
+        return self._fields_of(self._spec, self._start)
+
+    @classmethod
+    def _fields_of(cls, spec: OneCycle, start: int) -> tuple[dict[str, int], dict[str, float]]:
+        ints: dict[str, int] = {name: 0 for name in cls._INTS}
+        floats: dict[str, float] = {name: 0.0 for name in cls._FLOATS}
         begin = 0.0
-        for i, (end, lr0, lr1, m0, m1) in enumerate(self._spec.phases):
+        for i, (end, lr0, lr1, m0, m1) in enumerate(spec.phases):
             whole = math.floor(end)
             ints[f"end_whole{i}"] = whole
             floats.update({f"end_part{i}": end - whole, f"span{i}": end - begin,
                            f"lr_from{i}": lr0, f"lr_to{i}": lr1, f"m_from{i}": m0, f"m_to{i}": m1})
             begin = end
-        ints.update(start=self._start, total_steps=self._spec.total_steps)
+        ints.update(start=start, total_steps=spec.total_steps)
         return ints, floats
 
-    def _set_own_fields(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
-        self._start = ints["start"]
-        if ints["total_steps"] != self._spec.total_steps:
-            spec = self._spec
-            self._spec = check_one_cycle(
+    def _decode_own_fields(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> dict[str, Any]:
+        spec = self._spec
+        if ints["total_steps"] != spec.total_steps:
+            spec = check_one_cycle(
                 spec.max_lr, ints["total_steps"], spec.pct_start, spec.anneal_strategy,
                 spec.div_factor, spec.final_div_factor, spec.three_phase, spec.momentum,
             )
+        # Only start and total_steps may change; every phase field follows from them.
+        want_ints, want_floats = self._fields_of(spec, ints["start"])
+        wrong = [name for name in self._INTS if ints[name] != want_ints[name]] + [
+            name for name in self._FLOATS
+            if not math.isclose(floats[name], want_floats[name], rel_tol=1e-12, abs_tol=1e-300)
+        ]
+        if wrong:
+            raise self._damaged(
+                f"phase field(s) {', '.join(wrong)} do not match max_lr={spec.max_lr:g} and "
+                f"total_steps={spec.total_steps}"
+            )
+        return {"_spec": spec, "_start": ints["start"]}
 
     def _values(self, u: Any) -> tuple[Any, Any]:
         return one_cycle_values(np.maximum(np.asarray(u) - self._start, 0), self._spec)

@@ -18,6 +18,7 @@ from keras import ops
 
 from clrplug import checks
 from clrplug.cycle import (
+    INT32_MAX,
     Bounds,
     Geometry,
     Momentum,
@@ -156,7 +157,7 @@ class CyclicalSchedule(EngineSchedule):
         self._geometry = geometry
         self._scale = scale
         self._waveform = shape
-        self._cycle_start = checks.integer("cycle_start", cycle_start, low=-(2**62), high=2**62)
+        self._cycle_start = checks.integer("cycle_start", cycle_start, low=-INT32_MAX, high=INT32_MAX)
         self._origin = self._check_origin(origin, bounds, geometry)
         # The first x the table holds: cycles count from 1, cycle iterations from 0.
         self._table_origin = 1 if scale.scale_mode == "cycle" else 0
@@ -236,20 +237,19 @@ class CyclicalSchedule(EngineSchedule):
             },
         )
 
-    def _set_own_fields(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
-        self._cycle_start = ints["cycle_start"]
-        self._table_origin = ints["table_origin"]
+    def _decode_own_fields(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> dict[str, Any]:
         den = ints["denominator"]
         if den < 1 or ints["up"] < 1 or ints["down"] < 1:
-            raise ClrplugError(
-                f"the cycle state read from {self._optimizer.name!r}'s variables is damaged "
-                f"(step sizes {ints['up']}/{den}, {ints['down']}/{den}); the checkpoint it was "
-                "loaded from is not a clrplug checkpoint of this schedule."
-            )
-        self._geometry = check_geometry(ints["up"] / den, ints["down"] / den)
-        self._bounds = check_bounds(floats["base_lr"], floats["max_lr"])
+            raise self._damaged(f"step sizes {ints['up']}/{den}, {ints['down']}/{den}")
+        own: dict[str, Any] = {
+            "_cycle_start": ints["cycle_start"],
+            "_table_origin": ints["table_origin"],
+            "_geometry": check_geometry(ints["up"] / den, ints["down"] / den),
+            "_bounds": check_bounds(floats["base_lr"], floats["max_lr"]),
+        }
         if self._momentum is not None:
-            self._momentum = check_momentum(floats["base_momentum"], floats["max_momentum"])
+            own["_momentum"] = check_momentum(floats["base_momentum"], floats["max_momentum"])
+        return own
 
     def reset(
         self,
@@ -277,7 +277,7 @@ class CyclicalSchedule(EngineSchedule):
         else:
             down = self._geometry.step_size_down
         geometry = check_geometry(up, down)
-        start = checks.integer("cycle_start", cycle_start, low=-(2**62), high=2**62)
+        start = checks.integer("cycle_start", cycle_start, low=-INT32_MAX, high=INT32_MAX)
         self._bounds, self._geometry, self._cycle_start = bounds, geometry, start
         self._store()
 
@@ -286,13 +286,16 @@ class CyclicalSchedule(EngineSchedule):
     def _extra_variable_count(self) -> int:
         return int(self.tabulated)
 
-    def _bind_extra(self, optimizer: Any) -> None:
+    def _prepare_extra(self) -> np.ndarray | None:
+        return self._table_values(self._table_origin) if self.tabulated else None
+
+    def _bind_extra(self, optimizer: Any, prepared: Any) -> None:
         if self.tabulated:
             with compat.variable_scope(optimizer):
                 self._table_variable = optimizer.add_variable(
                     (TABLE_SIZE,), initializer="zeros", dtype="float32", name="clrplug_scale_table"
                 )
-            self._fill_table(self._table_origin)
+            self._fill_table(self._table_origin, prepared)
 
     def table_x(self, updates: Any) -> np.ndarray:
         """The x (cycle number or cycle iteration) the scale is read at for update counts."""
@@ -323,9 +326,12 @@ class CyclicalSchedule(EngineSchedule):
         """Whether the table holds the scale at every x from ``first_x`` to ``last_x``."""
         return self._table_origin <= first_x and last_x < self._table_origin + TABLE_SIZE
 
-    def _fill_table(self, origin: int) -> None:
+    def _table_values(self, origin: int) -> np.ndarray:
         x = origin + np.arange(TABLE_SIZE, dtype=np.float64)
-        values = self._scale(x).astype(np.float32)
+        return np.asarray(self._scale(x)).astype(np.float32)
+
+    def _fill_table(self, origin: int, values: np.ndarray | None = None) -> None:
+        values = self._table_values(origin) if values is None else values
         self._table_origin = origin
         if self._table_variable is not None:
             self._table_variable.assign(values)

@@ -9,7 +9,8 @@ the formula). ``CyclicLR`` and ``OneCycleLR`` say how to make and start a schedu
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import keras
@@ -22,6 +23,20 @@ from clrplug.errors import ClrplugError
 from clrplug.history import Recorder, samples_per_batch
 
 __all__ = ["ScheduleCallback"]
+
+
+def _assign_through(callback: ScheduleCallback, rate: OptimizerRate) -> Callable[[float], None]:
+    """``rate.assign`` via ``callback`` while it lives; the model keeps no reference to it."""
+    reference = weakref.ref(callback)
+
+    def on_assign(value: float) -> None:
+        owner = reference()
+        if owner is None:
+            rate.schedule.hold(value)
+        else:
+            owner._plain_rate_set(rate, value)
+
+    return on_assign
 
 
 class ScheduleCallback(keras.callbacks.Callback):
@@ -56,6 +71,7 @@ class ScheduleCallback(keras.callbacks.Callback):
         # (first batch, rates, momenta), computed in bulk from the host-side formula.
         self._batch_rates: tuple[int, np.ndarray, np.ndarray | None] | None = None
         self._first_epoch = True  # the next epoch begin is a fit's first
+        self._rate_before: float | None = None  # the optimizer's rate before ours
 
     # -- subclass hooks ---------------------------------------------------------------
 
@@ -129,19 +145,25 @@ class ScheduleCallback(keras.callbacks.Callback):
         accumulation = int(getattr(inner, "gradient_accumulation_steps", None) or 1)
         raw = compat.read_counter(inner)
         reached: int | None = None
+        offset = self._offset
         if self._optimizer is not None and inner is not self._optimizer:
             # Moving to another optimizer: continue the callback's counts and cycle there.
             old = compat.read_counter(self._optimizer)
-            self._offset += old - raw
+            offset += old - raw
             reached = old // self._accumulation
         schedule.bind(inner)
+        self._offset = offset
         current = compat.installed_rate(inner)
+        if not isinstance(current, OptimizerRate):
+            # The optimizer's own plain rate, given back if this fit is refused.
+            self._rate_before = float(np.asarray(keras.ops.convert_to_numpy(current)))
         rate = (
             current
             if isinstance(current, OptimizerRate) and current.schedule is schedule
             else OptimizerRate(schedule)
         )
         compat.install_rate(inner, rate)
+        rate.on_assign = _assign_through(self, rate)
         self.schedule, self._optimizer, self._rate = schedule, inner, rate
         self._accumulation = accumulation
         self._steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
@@ -201,6 +223,26 @@ class ScheduleCallback(keras.callbacks.Callback):
         self._segments = [s for s in self._segments if s[0] < first]
         self._segments.append((first, copy.copy(self.schedule), self._offset))
         self._batch_rates = None  # the batch logs' values are computed again from here
+
+    def _give_back_rate(self) -> None:
+        """A fit refused before it drove anything: the optimizer applies its old rate."""
+        if self._rate_before is not None and self.schedule.bound and not self.schedule.holding:
+            self.schedule.hold(self._rate_before)
+
+    def _plain_rate_set(self, installed: OptimizerRate, rate: float) -> None:
+        """``optimizer.learning_rate = rate``: hold it from the next step on, and record it.
+
+        On JAX mid-fit the trainer's state is synced first (a no-op when the code that
+        set the rate reached the optimizer through ``Callback.model``), so the hold is
+        not overwritten and the count it starts at is current.
+        """
+        if installed is not self._rate:  # an optimizer this callback no longer drives
+            installed.schedule.hold(rate)
+            return
+        if getattr(self, "_model", None) is not None:
+            compat.sync_state(self._model)
+        self.schedule.hold(rate)
+        self._record_segment()
 
     # -- hooks ----------------------------------------------------------------------------
 

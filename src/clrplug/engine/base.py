@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -21,7 +21,7 @@ import numpy as np
 from keras import ops
 
 from clrplug import checks
-from clrplug.cycle import INT32_MAX, Momentum
+from clrplug.cycle import FLOAT32_MAX, INT32_MAX, Momentum
 from clrplug.engine import compat
 from clrplug.engine.state import PackedState
 from clrplug.errors import ClrplugError, InvalidArgumentError
@@ -97,7 +97,11 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
     def _own_fields(self) -> tuple[dict[str, int], dict[str, float]]:
         raise NotImplementedError
 
-    def _set_own_fields(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
+    def _decode_own_fields(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> dict[str, Any]:
+        """The attributes the fields read back stand for, checked; nothing is assigned yet.
+
+        Raises ``InvalidArgumentError`` (or ``ClrplugError``) for values no schedule writes.
+        """
         raise NotImplementedError
 
     def _store(self) -> None:
@@ -125,11 +129,25 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
             return
         ints, floats = self._packed.read()
         self._check_common(ints, floats)
+        try:
+            own = self._decode_own_fields(ints, floats)
+        except InvalidArgumentError as exc:
+            raise self._damaged(str(exc)) from exc
+        # Everything checked: now apply it all.
         self._eager_block = None
         self._accumulation = ints["accumulation"]
         self._hold = Hold(bool(ints["hold"]), floats["held_lr"], floats["held_momentum"])
-        self._set_own_fields(ints, floats)
+        for attribute, value in own.items():
+            setattr(self, attribute, value)
         self._remember_version()
+
+    def _damaged(self, detail: str) -> ClrplugError:
+        """The error for state read back from the variables that no schedule writes."""
+        name = getattr(self._optimizer, "name", "the optimizer")
+        return ClrplugError(
+            f"the cycle state read from {name!r}'s variables is damaged ({detail}); the "
+            "checkpoint it was loaded from is not a clrplug checkpoint of this schedule."
+        )
 
     def _check_common(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
         """Refuse a damaged update divisor or hold read back from the variables."""
@@ -147,11 +165,7 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         if not 0.0 <= floats["held_momentum"] <= 1.0:
             problems.append(f"held momentum {floats['held_momentum']!r}")
         if problems:
-            name = getattr(self._optimizer, "name", "the optimizer")
-            raise ClrplugError(
-                f"the cycle state read from {name!r}'s variables is damaged ({'; '.join(problems)}); "
-                "the checkpoint it was loaded from is not a clrplug checkpoint of this schedule."
-            )
+            raise self._damaged("; ".join(problems))
 
     @property
     def momentum(self) -> Momentum | None:
@@ -178,8 +192,12 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
     def _extra_variable_count(self) -> int:
         return 0
 
-    def _bind_extra(self, optimizer: Any) -> None:
-        """Create variables beyond the packed state (a scale table)."""
+    def _prepare_extra(self) -> Any:
+        """Compute what :meth:`_bind_extra` will store (may raise; nothing is bound yet)."""
+        return None
+
+    def _bind_extra(self, optimizer: Any, prepared: Any) -> None:
+        """Create variables beyond the packed state (a scale table), holding ``prepared``."""
 
     def bind(self, optimizer: Any) -> None:
         """Keep the schedule's numbers in ``optimizer``'s variables from now on.
@@ -213,8 +231,9 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         gradient_accumulation = getattr(inner, "gradient_accumulation_steps", None) or 1
         self._accumulation = int(gradient_accumulation)
         self._eager_block = None
+        prepared = self._prepare_extra()  # a user's scale function may raise: before any variable
         self._packed.bind(inner, *self._fields())
-        self._bind_extra(inner)
+        self._bind_extra(inner, prepared)
         if attribute is not None:
             self._own_momentum = float(getattr(inner, attribute))
             self._momentum_variable = compat.momentum_variable(inner, self._own_momentum)
@@ -259,7 +278,8 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         what ``optimizer.learning_rate = rate`` does on an optimizer a clrplug callback
         drives, and what the callbacks do when their ``fit`` ends.
         """
-        value = checks.real("learning_rate", rate, low=0.0)
+        value = checks.real("learning_rate", rate, low=0.0, high=FLOAT32_MAX,
+                            hint=" (the step computes in float32)")
         if momentum is None:
             momentum = self._own_momentum if self._own_momentum is not None else 0.0
         self._hold = Hold(True, value, checks.real("momentum", momentum, low=0.0, high=1.0))
@@ -357,7 +377,11 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         if self._packed.bound:
             try:
                 self.refresh()
-            except Exception:  # JAX mid-epoch, state not synced: the host's copy is current
+            except ClrplugError:
+                raise  # damaged state: say so rather than report it
+            except Exception:
+                # JAX mid-fit: the trainer may have purged the variables' values; the
+                # host's copy is the current state then.
                 pass
 
     def _common_config(self) -> dict[str, Any]:
@@ -428,6 +452,9 @@ class OptimizerRate:
 
     def __init__(self, schedule: EngineSchedule) -> None:
         self.schedule = schedule
+        # Set by the callback that installed the rate: assign() hands it the rate to hold,
+        # so that it can sync JAX's state first and record the change.
+        self.on_assign: Callable[[float], None] | None = None
 
     def __call__(self) -> Any:
         optimizer = self.schedule.optimizer
@@ -441,7 +468,11 @@ class OptimizerRate:
 
     def assign(self, value: Any) -> None:
         """Hold the plain rate ``value`` (``optimizer.learning_rate = value``)."""
-        self.schedule.hold(float(np.asarray(ops.convert_to_numpy(value))))
+        rate = float(np.asarray(ops.convert_to_numpy(value)))
+        if self.on_assign is not None:
+            self.on_assign(rate)
+        else:
+            self.schedule.hold(rate)
 
     def get_config(self) -> dict[str, Any]:
         return {"schedule": keras.saving.serialize_keras_object(self.schedule)}

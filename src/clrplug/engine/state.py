@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import keras
 import numpy as np
 from keras import ops
 
 from clrplug.engine import compat
+from clrplug.errors import ClrplugError
 
 __all__ = ["PackedState", "join_words", "split_words"]
 
@@ -48,8 +50,6 @@ class PackedState:
         self.prefix = prefix
         self.int_variable: Any = None
         self.float_variable: Any = None
-        # What was last written or read: a write assigns only the vector that changed.
-        self._known: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
 
     @property
     def bound(self) -> bool:
@@ -78,22 +78,29 @@ class PackedState:
         self.write(ints, floats)
 
     def write(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
-        """Assign the variables (a no-op until bound)."""
+        """Assign both variables (a no-op until bound).
+
+        Both are always assigned: a checkpoint load or ``BackupAndRestore`` may have
+        assigned them since the last write, so the host cannot know what they hold.
+        """
         if not self.bound:
             return
         int_values, words = self._encode(ints, floats)
-        known_ints, known_words = self._known
-        if known_ints is None or not np.array_equal(int_values, known_ints):
-            self.int_variable.assign(int_values.astype(self.int_variable.dtype))
-        if known_words is None or not np.array_equal(words, known_words):
-            self.float_variable.assign(words)
-        self._known = (int_values, words)
+        dtype = np.dtype(keras.backend.standardize_dtype(self.int_variable.dtype))
+        limits = np.iinfo(dtype)
+        for name, value in zip(self.int_fields, int_values.tolist(), strict=True):
+            if not limits.min <= value <= limits.max:
+                raise ClrplugError(
+                    f"{name}={value} does not fit the optimizer's {dtype} counter "
+                    f"({limits.min}..{limits.max})."
+                )
+        self.int_variable.assign(int_values.astype(dtype))
+        self.float_variable.assign(words)
 
     def read(self) -> tuple[dict[str, int], dict[str, float]]:
         """The variables' values on the host (on JAX, sync the trainer's state first)."""
         int_values = np.asarray(ops.convert_to_numpy(self.int_variable.value)).astype(np.int64)
         words = np.asarray(ops.convert_to_numpy(self.float_variable.value), dtype=np.float32)
-        self._known = (int_values, words)
         ints = {name: int(v) for name, v in zip(self.int_fields, int_values, strict=True)}
         floats = {
             name: join_words(words[3 * i : 3 * i + 3]) for i, name in enumerate(self.float_fields)

@@ -18,6 +18,7 @@ import numpy as np
 from keras import ops
 
 from clrplug import checks
+from clrplug.cycle import INT32_MAX
 from clrplug.engine import compat
 from clrplug.engine.base import NO_HOLD, EngineSchedule
 from clrplug.engine.state import PackedState
@@ -119,7 +120,7 @@ class SweepSchedule(EngineSchedule):
         self.min_lr, self.max_lr = low, high
         self.steps = checks.integer("steps", steps, low=2, high=2**31 - 1)
         self.step_mode = step_mode
-        self.start = checks.integer("start", start, low=-(2**62), high=2**62)
+        self.start = checks.integer("start", start, low=-INT32_MAX, high=INT32_MAX)
 
     # -- state -------------------------------------------------------------------------
 
@@ -135,10 +136,14 @@ class SweepSchedule(EngineSchedule):
             },
         )
 
-    def _set_own_fields(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
-        self.start, self.steps = ints["start"], ints["steps"]
-        self.step_mode = "exp" if ints["exp"] else "linear"
-        self.min_lr, self.max_lr = floats["min_lr"], floats["max_lr"]
+    def _decode_own_fields(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> dict[str, Any]:
+        return {
+            "start": ints["start"],
+            "steps": checks.integer("steps", ints["steps"], low=2, high=2**31 - 1),
+            "step_mode": "exp" if ints["exp"] else "linear",
+            "min_lr": checks.real("min_lr", floats["min_lr"], low=0.0),
+            "max_lr": checks.real("max_lr", floats["max_lr"], low=0.0),
+        }
 
     def unbind(self) -> None:
         """Remove the sweep's variables from its optimizer (a no-op when unbound).

@@ -16,6 +16,10 @@ another):
 - ``lambda`` : ``CyclicLR(scale_fn=lambda x: 1/(5**(x*0.0001)), scale_mode="iterations")``.
 - ``schedule``: no callback; the model's SGD has ``learning_rate=CyclicalSchedule(...)``
   (triangular2): the cost of computing the rate inside the compiled step, alone.
+- ``bound``  : as ``schedule``, bound to the optimizer (``schedule.bind``), so that its
+  state lives in optimizer variables as when a callback drives it; with ``schedule``
+  and ``noop`` it splits a callback's cost into the step's arithmetic, carrying the
+  state variables through the step, and Keras calling batch hooks.
 - ``momentum``: ``CyclicLR(mode="triangular2", cycle_momentum=True)``: rate and momentum
   computed in the step.
 - ``onecycle``: ``OneCycleLR(max_lr=0.006, total_steps=10**7)``, cosine 1cycle with momentum.
@@ -109,6 +113,7 @@ class Variant:
             worker, so it must not import Keras.
         learning_rate: optional; returns the optimizer's ``learning_rate`` (a schedule)
             for this variant's model; otherwise the model's SGD has a fixed 0.01.
+        prepare: optional; called with the compiled model before any fit.
     """
 
     name: str
@@ -116,6 +121,7 @@ class Variant:
     factory: Callable[[], list[Any]]
     probe: Callable[[], str] | None = None
     learning_rate: Callable[[], Any] | None = None
+    prepare: Callable[[Any], None] | None = None
 
 
 VARIANTS: dict[str, Variant] = {}
@@ -126,11 +132,12 @@ def variant(
     description: str,
     probe: Callable[[], str] | None = None,
     learning_rate: Callable[[], Any] | None = None,
+    prepare: Callable[[Any], None] | None = None,
 ) -> Callable[[Callable[[], list[Any]]], Callable[[], list[Any]]]:
     """Register the decorated callback factory as variant ``name`` (in definition order)."""
 
     def decorator(factory: Callable[[], list[Any]]) -> Callable[[], list[Any]]:
-        VARIANTS[name] = Variant(name, description, factory, probe, learning_rate)
+        VARIANTS[name] = Variant(name, description, factory, probe, learning_rate, prepare)
         return factory
 
     return decorator
@@ -230,6 +237,23 @@ def _cyclical_schedule() -> Any:
     learning_rate=_cyclical_schedule,
 )
 def _schedule() -> list[Any]:
+    return []
+
+
+def _bind_schedule(model: Any) -> None:
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    optimizer._learning_rate.bind(optimizer)  # the schedule the variant compiled with
+
+
+@variant(
+    "bound",
+    "no callback; as schedule, bound to the optimizer (schedule.bind): its state in "
+    "optimizer variables, as the callbacks run it",
+    learning_rate=_cyclical_schedule,
+    prepare=_bind_schedule,
+)
+def _bound() -> list[Any]:
     return []
 
 
@@ -415,6 +439,9 @@ def worker(
             ),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
+        prepare = VARIANTS[name].prepare
+        if prepare is not None:
+            prepare(model)
         return model
 
     models = {name: make_model(name) for name in run_names}

@@ -851,6 +851,17 @@ def test_no_range_gives_no_suggestion_and_no_callback():
     assert "suggested_max_lr=None" in repr(result)
 
 
+def test_a_coarse_sweep_is_named_when_no_range_is_found():
+    flat = np.full(30, 2.3)
+    coarse = _synthetic(None, flat, np.geomspace(1e-7, 10.0, 30))  # 30 steps, 8 decades
+    with pytest.raises(clrplug.ClrplugError,
+                       match=r"30 steps; 4 steps per decade, where the rules were benchmarked at 25"):
+        coarse.one_cycle(total_steps=100)
+    fine = _synthetic(None, np.full(200, 2.3), np.geomspace(1e-7, 10.0, 200))
+    with pytest.raises(clrplug.ClrplugError, match=r"200 steps\)\. Try another rule"):
+        fine.one_cycle(total_steps=100)
+
+
 def test_cyclic_lr_is_configured_from_the_rule():
     lr, loss, accuracy = _learning_curve()
     result = _synthetic(accuracy, loss, lr)

@@ -20,6 +20,9 @@ another):
   state lives in optimizer variables as when a callback drives it; with ``schedule``
   and ``noop`` it splits a callback's cost into the step's arithmetic, carrying the
   state variables through the step, and Keras calling batch hooks.
+- ``nobatch``: ``CyclicLR`` (as ``builtin``) with its two batch hooks replaced by ones that
+  do nothing (so its ``history`` and batch logs stay empty): the callback's cost outside
+  its batch hooks; ``builtin`` minus ``nobatch`` is what those hooks cost.
 - ``momentum``: ``CyclicLR(mode="triangular2", cycle_momentum=True)``: rate and momentum
   computed in the step.
 - ``onecycle``: ``OneCycleLR(max_lr=0.006, total_steps=10**7)``, cosine 1cycle with momentum.
@@ -255,6 +258,22 @@ def _bind_schedule(model: Any) -> None:
 )
 def _bound() -> list[Any]:
     return []
+
+
+@variant(
+    "nobatch",
+    f'CyclicLR({CLR_ARGS}, mode="triangular2") with on_train_batch_begin/end doing nothing '
+    "(no history, no batch logs): its cost outside the batch hooks",
+)
+def _nobatch() -> list[Any]:
+    from clrplug import CyclicLR
+
+    def do_nothing(self: Any, batch: int, logs: Any = None) -> None:
+        return None
+
+    hooks = {"on_train_batch_begin": do_nothing, "on_train_batch_end": do_nothing}
+    cls = type("CyclicLRWithoutBatchHooks", (CyclicLR,), hooks)
+    return [cls(base_lr=BASE_LR, max_lr=MAX_LR, step_size=STEP_SIZE, mode="triangular2")]
 
 
 @variant(

@@ -391,6 +391,22 @@ def _scalar(value: Any) -> float:
     return float(np.asarray(keras.ops.convert_to_numpy(value)))
 
 
+def adam_constants(
+    optimizer: Any, kind: str, run: ProbeRun | None, initial_beta_1: float | None
+) -> dict[str, float]:
+    """Adam's constants for recovering its updates: a continued run's, else the optimizer's."""
+    adam: dict[str, float] = dict(run.adam) if run is not None else {}
+    if kind == "adam" and not adam:
+        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        adam = {
+            "beta_2": _scalar(inner.beta_2),
+            "epsilon": _scalar(inner.epsilon),
+            "initial_beta_1": (float(initial_beta_1) if initial_beta_1 is not None
+                               else _scalar(inner.beta_1)),
+        }
+    return adam
+
+
 def fit_probe(
     model: keras.Model,
     steps: int,
@@ -434,15 +450,7 @@ def fit_probe(
     moves = dict(iterations or {})
     x = np.zeros((steps, 1), dtype="float32")
     y = probe_gradients(steps).astype("float32")
-    adam: dict[str, float] = dict(run.adam) if run is not None else {}
-    if kind == "adam" and not adam:
-        inner = getattr(optimizer, "inner_optimizer", optimizer)
-        adam = {
-            "beta_2": _scalar(inner.beta_2),
-            "epsilon": _scalar(inner.epsilon),
-            "initial_beta_1": (float(initial_beta_1) if initial_beta_1 is not None
-                               else _scalar(inner.beta_1)),
-        }
+    adam = adam_constants(optimizer, kind, run, initial_beta_1)
     model.fit(x, y, batch_size=1, epochs=epochs, verbose=0, shuffle=False,
               callbacks=[SetIterations(moves), *callbacks, recorder])
 

@@ -18,7 +18,15 @@ from typing import Any
 
 import keras
 import numpy as np
-from probe import ProbeRecorder, ProbeRun, _measure_of, _scalar, probe_gradients, recover
+from probe import (
+    ProbeRecorder,
+    ProbeRun,
+    _measure_of,
+    _scalar,
+    adam_constants,
+    probe_gradients,
+    recover,
+)
 
 __all__ = ["assert_applied", "fit_recorded", "probe_data", "record_biases"]
 
@@ -71,15 +79,7 @@ def fit_recorded(
     """
     optimizer = model.optimizer
     kind = measure or (run.measure if run is not None else _measure_of(optimizer))
-    adam: dict[str, float] = dict(run.adam) if run is not None else {}
-    if kind == "adam" and not adam:
-        inner = getattr(optimizer, "inner_optimizer", optimizer)
-        adam = {
-            "beta_2": _scalar(inner.beta_2),
-            "epsilon": _scalar(inner.epsilon),
-            "initial_beta_1": (float(initial_beta_1) if initial_beta_1 is not None
-                               else _scalar(inner.beta_1)),
-        }
+    adam = adam_constants(optimizer, kind, run, initial_beta_1)
     biases, gradients, iterations = record_biases(model, steps, callbacks, epochs,
                                                   initial_epoch=initial_epoch)
     if run is not None:
@@ -120,3 +120,35 @@ def assert_applied(run: ProbeRun, rates: Any, momenta: Any = None, *, start: int
         assert run.momenta is not None and run.momentum_atol is not None
         _assert_within("momenta", run.momenta[start:], run.momentum_atol[start:], momenta,
                        momentum_rtol, nan_ok)
+
+
+class ResetAfterEpoch(keras.callbacks.Callback):
+    """``clr.reset(**new)`` at the end of epoch ``epoch``."""
+
+    def __init__(self, clr: Any, epoch: int, **new: float) -> None:
+        super().__init__()
+        self.clr, self.epoch, self.new = clr, epoch, new
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if epoch == self.epoch:
+            self.clr.reset(**self.new)
+
+
+class Crash(keras.callbacks.Callback):
+    """A simulated crash (``KeyboardInterrupt``) at the end of epoch ``epoch``, or after its
+    batch ``batch``."""
+
+    def __init__(self, epoch: int, batch: int | None = None) -> None:
+        super().__init__()
+        self.epoch, self.batch, self.current = epoch, batch, 0
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self.current = epoch
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        if self.batch is not None and (self.current, batch) == (self.epoch, self.batch):
+            raise KeyboardInterrupt("simulated crash")
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if self.batch is None and epoch == self.epoch:
+            raise KeyboardInterrupt("simulated crash")

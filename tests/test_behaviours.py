@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from oracles import torch_cyclic
 from probe import LastPrediction, _compile_probe, fit_probe, rate_probe_model
-from recording import assert_applied, fit_recorded, probe_data
+from recording import ResetAfterEpoch, assert_applied, fit_recorded, probe_data
 
 import clrplug
 from clrplug import ClrplugError, CyclicLR, OneCycleLR
@@ -256,15 +256,6 @@ ARGS = {"base_lr": BASE, "max_lr": TOP, "step_size": STEP, "mode": "exp_range", 
 RESET_AFTER_EPOCH, NEW_BASE, STEPS = 1, 0.02, 5
 
 
-class ResetAfter(keras.callbacks.Callback):
-    def __init__(self, clr: CyclicLR) -> None:
-        super().__init__()
-        self.clr = clr
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        if epoch == RESET_AFTER_EPOCH:
-            self.clr.reset(new_base_lr=NEW_BASE)
-
 
 def uninterrupted(n: int) -> np.ndarray:
     split = (RESET_AFTER_EPOCH + 1) * STEPS
@@ -279,7 +270,7 @@ def test_model_checkpoint_then_resume_carries_the_cycle_and_its_reset(
     path = tmp_path / ("ckpt.weights.h5" if weights_only else "ckpt.keras")
     checkpoint = keras.callbacks.ModelCheckpoint(str(path), save_weights_only=weights_only)
     model, clr = rate_probe_model(), CyclicLR(**ARGS)
-    first = fit_recorded(model, STEPS, [clr, ResetAfter(clr), checkpoint], epochs=3)
+    first = fit_recorded(model, STEPS, [clr, ResetAfterEpoch(clr, RESET_AFTER_EPOCH, new_base_lr=NEW_BASE), checkpoint], epochs=3)
     assert_applied(first, uninterrupted(15), nan_ok=0)
     assert path.exists()
     clr2 = CyclicLR(**ARGS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+from oracles import seed_rates
 from probe import BiasRecorder, fit_steps, probe_model
 
 import clrplug
@@ -39,7 +40,7 @@ def test_training_resumed_at_step_three_million_applies_the_exact_rates() -> Non
     model.optimizer.iterations.assign(3_000_000)
     clr.schedule.reset(cycle_start=0)  # the cycle began at step 0, as in the saved run
     fit_steps(model, 12, [clr, recorder])
-    expected = clrplug.learning_rates(3_000_000 + np.arange(12), **ARGS, gamma=0.9999999)
+    expected = seed_rates(3_000_000 + np.arange(12), **ARGS, gamma=0.9999999)
     np.testing.assert_allclose(recorder.decrements(), expected, rtol=2e-5, atol=1e-9)
     assert clr.history["iterations"].tolist() == list(range(3_000_001, 3_000_013))
     np.testing.assert_allclose(clr.history["lr"], expected, rtol=1e-12)

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from oracles import torch_cyclic
 from probe import fit_probe, rate_probe_model
-from recording import assert_applied, fit_recorded, record_biases
+from recording import Crash, ResetAfterEpoch, assert_applied, fit_recorded, record_biases
 
 import clrplug
 from clrplug import ClrplugError, CyclicalSchedule, CyclicLR
@@ -327,6 +327,9 @@ RESET_AFTER_EPOCH = 1
 NEW_BASE = 0.02
 
 
+def reset(clr: CyclicLR) -> ResetAfterEpoch:
+    return ResetAfterEpoch(clr, RESET_AFTER_EPOCH, new_base_lr=NEW_BASE)
+
 def uninterrupted(n: int) -> tuple[np.ndarray, np.ndarray]:
     """torch's rates and momenta of the run below, reset after epoch 1 to base_lr=0.02."""
     split = (RESET_AFTER_EPOCH + 1) * STEPS
@@ -336,31 +339,6 @@ def uninterrupted(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([first[0], second[0]]), np.concatenate([first[1], second[1]])
 
 
-class Reset(keras.callbacks.Callback):
-    def __init__(self, clr: CyclicLR) -> None:
-        super().__init__()
-        self.clr = clr
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        if epoch == RESET_AFTER_EPOCH:
-            self.clr.reset(new_base_lr=NEW_BASE)
-
-
-class Crash(keras.callbacks.Callback):
-    def __init__(self, epoch: int, batch: int | None = None) -> None:
-        super().__init__()
-        self.epoch, self.batch, self.current = epoch, batch, 0
-
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        self.current = epoch
-
-    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-        if self.batch is not None and (self.current, batch) == (self.epoch, self.batch):
-            raise KeyboardInterrupt("simulated crash")
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        if self.batch is None and epoch == self.epoch:
-            raise KeyboardInterrupt("simulated crash")
 
 
 @pytest.mark.parametrize(
@@ -375,11 +353,11 @@ def test_backup_and_restore_resumes_rate_and_momentum(
     model, clr = rate_probe_model(sgd()), CyclicLR(**ARGS)
     backup = keras.callbacks.BackupAndRestore(folder, save_freq=save_freq)
     with pytest.raises(KeyboardInterrupt):
-        fit_recorded(model, STEPS, [clr, Reset(clr), backup, Crash(**crash)], epochs=6)
+        fit_recorded(model, STEPS, [clr, reset(clr), backup, Crash(**crash)], epochs=6)
 
     model2, clr2 = rate_probe_model(sgd()), CyclicLR(**ARGS)
     backup2 = keras.callbacks.BackupAndRestore(folder, save_freq=save_freq)
-    run = fit_recorded(model2, STEPS, [clr2, Reset(clr2), backup2], epochs=6)
+    run = fit_recorded(model2, STEPS, [clr2, reset(clr2), backup2], epochs=6)
     restored = int(run.iterations[0])
     assert restored >= (RESET_AFTER_EPOCH + 1) * STEPS  # the reset is in the checkpoint
     lr, momentum = uninterrupted(int(run.iterations[-1]) + 1)
@@ -419,7 +397,7 @@ def test_model_save_then_load_model_in_a_new_process_resumes_rate_and_momentum(
     tmp_path: Path,
 ) -> None:
     model, clr = rate_probe_model(sgd()), CyclicLR(**ARGS)
-    fit_recorded(model, STEPS, [clr, Reset(clr)], epochs=3)
+    fit_recorded(model, STEPS, [clr, reset(clr)], epochs=3)
     path = tmp_path / "model.keras"
     model.save(path)
     script = LOAD_SCRIPT.format(tests=str(Path(__file__).parent), path=str(path), args=ARGS,
@@ -444,7 +422,7 @@ def test_model_save_then_load_model_in_a_new_process_resumes_rate_and_momentum(
 
 def test_a_weights_checkpoint_carries_the_momentum_cycle(tmp_path: Path) -> None:
     model, clr = rate_probe_model(sgd()), CyclicLR(**ARGS)
-    first = fit_recorded(model, STEPS, [clr, Reset(clr)], epochs=3)
+    first = fit_recorded(model, STEPS, [clr, reset(clr)], epochs=3)
     assert first.momenta is not None
     model.save_weights(tmp_path / "ckpt.weights.h5")
     model2, clr2 = rate_probe_model(sgd()), CyclicLR(**ARGS)

@@ -27,7 +27,7 @@ import pytest
 import torch
 from oracles import torch_one_cycle, torch_one_cycle_at
 from probe import fit_probe, rate_probe_model
-from recording import assert_applied, fit_recorded, probe_data
+from recording import Crash, assert_applied, fit_recorded, probe_data
 
 import clrplug
 from clrplug import InvalidArgumentError, OneCycleLR, OneCycleSchedule
@@ -371,15 +371,6 @@ def test_past_total_steps_momentum_is_held_too() -> None:
 ARGS = {"max_lr": 0.05, "pct_start": 0.4, "anneal_strategy": "linear"}
 STEPS, EPOCHS = 5, 6
 
-
-class Crash(keras.callbacks.Callback):
-    def __init__(self, epoch: int) -> None:
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        if epoch == self.epoch:
-            raise KeyboardInterrupt("simulated crash")
 
 
 @pytest.mark.parametrize("total_steps", [None, STEPS * EPOCHS], ids=["from-fit", "given"])

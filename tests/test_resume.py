@@ -13,7 +13,9 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
+from oracles import seed_rates
 from probe import BiasRecorder, bias_of, fit_steps, probe_model
+from recording import Crash, ResetAfterEpoch
 
 import clrplug
 from clrplug import CyclicLR
@@ -24,39 +26,17 @@ STEPS = 5  # per epoch
 RESET_AT_EPOCH_END = 1  # reset after epoch 1 (iteration 10) to base_lr=0.002
 
 
+def reset(clr: CyclicLR) -> ResetAfterEpoch:
+    return ResetAfterEpoch(clr, RESET_AT_EPOCH_END, new_base_lr=0.002)
+
 def uninterrupted(n: int) -> np.ndarray:
-    """Reference: the rates of an uninterrupted run, from the float64 formula."""
+    """Reference: the rates of an uninterrupted run, from the seed's transcription."""
     reset = (RESET_AT_EPOCH_END + 1) * STEPS
-    first = clrplug.learning_rates(np.arange(reset), **ARGS)
-    second = clrplug.learning_rates(np.arange(n - reset), **{**ARGS, "base_lr": 0.002})
+    first = seed_rates(np.arange(reset), **ARGS)
+    second = seed_rates(np.arange(n - reset), **{**ARGS, "base_lr": 0.002})
     return np.concatenate([first, second])
 
 
-class Reset(keras.callbacks.Callback):
-    def __init__(self, clr: CyclicLR) -> None:
-        super().__init__()
-        self.clr = clr
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        if epoch == RESET_AT_EPOCH_END:
-            self.clr.reset(new_base_lr=0.002)
-
-
-class Crash(keras.callbacks.Callback):
-    def __init__(self, epoch: int, batch: int | None = None) -> None:
-        super().__init__()
-        self.epoch, self.batch, self.current = epoch, batch, 0
-
-    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-        self.current = epoch
-
-    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-        if self.batch is not None and (self.current, batch) == (self.epoch, self.batch):
-            raise KeyboardInterrupt("simulated crash")
-
-    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-        if self.batch is None and epoch == self.epoch:
-            raise KeyboardInterrupt("simulated crash")
 
 
 @pytest.mark.parametrize(
@@ -73,7 +53,7 @@ def test_backup_and_restore_continues_the_sequence_after_a_reset(
     x = np.zeros((STEPS, 1), "float32")
     with pytest.raises(KeyboardInterrupt):
         model.fit(x, x, batch_size=1, epochs=6, verbose=0, shuffle=False,
-                  callbacks=[clr, Reset(clr), recorder, backup, Crash(**crash)])
+                  callbacks=[clr, reset(clr), recorder, backup, Crash(**crash)])
     done = len(recorder.values) - 1
     np.testing.assert_allclose(recorder.decrements(), uninterrupted(done), **TOL)
 
@@ -82,7 +62,7 @@ def test_backup_and_restore_continues_the_sequence_after_a_reset(
     backup2 = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"), save_freq=save_freq)
     recorder2 = BiasRecorder()
     model2.fit(x, x, batch_size=1, epochs=6, verbose=0, shuffle=False,
-               callbacks=[clr2, Reset(clr2), backup2, recorder2])
+               callbacks=[clr2, reset(clr2), backup2, recorder2])
     resumed = len(recorder2.values) - 1
     restored = int(keras.ops.convert_to_numpy(model2.optimizer.iterations)) - resumed
     assert 0 < restored <= done
@@ -137,7 +117,7 @@ print(json.dumps({{"rates": recorder.decrements().tolist(),
 
 def test_model_save_then_load_model_in_a_new_process(tmp_path: Path) -> None:
     model, clr = probe_model(), CyclicLR(**ARGS)
-    fit_steps(model, STEPS, [clr, Reset(clr)], epochs=3)
+    fit_steps(model, STEPS, [clr, reset(clr)], epochs=3)
     path = tmp_path / "model.keras"
     model.save(path)
     script = SCRIPT.format(tests=str(Path(__file__).parent), path=str(path), args=ARGS)

@@ -851,13 +851,21 @@ def test_no_range_gives_no_suggestion_and_no_callback():
     assert "suggested_max_lr=None" in repr(result)
 
 
+def test_the_default_sweep_is_the_one_the_rules_were_chosen_with():
+    x, y = _data(32)
+    result = clrplug.lr_range_test(_classifier(), x, y, batch_size=8, stop_factor=None,
+                                   verbose=0)
+    assert len(result.lr) == result.steps == 200  # 50 epochs of 4 batches
+    np.testing.assert_allclose(result.lr, np.geomspace(1e-5, 10.0, 200), rtol=1e-9)
+
+
 def test_a_coarse_sweep_is_named_when_no_range_is_found():
     flat = np.full(30, 2.3)
     coarse = _synthetic(None, flat, np.geomspace(1e-7, 10.0, 30))  # 30 steps, 8 decades
     with pytest.raises(clrplug.ClrplugError,
-                       match=r"30 steps; 4 steps per decade, where the rules were benchmarked at 25"):
+                       match=r"30 steps; 4 steps per decade, where the rules were benchmarked at 33"):
         coarse.one_cycle(total_steps=100)
-    fine = _synthetic(None, np.full(200, 2.3), np.geomspace(1e-7, 10.0, 200))
+    fine = _synthetic(None, np.full(200, 2.3), np.geomspace(1e-5, 10.0, 200))
     with pytest.raises(clrplug.ClrplugError, match=r"200 steps\)\. Try another rule"):
         fine.one_cycle(total_steps=100)
 

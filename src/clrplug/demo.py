@@ -50,6 +50,7 @@ from clrplug.plotting import (
     save_figure,
 )
 from clrplug.range_test import DEFAULT_LOWER, DEFAULT_RULE, RangeTestResult, lr_range_test
+from clrplug.range_test.result import DEFAULT_MAX_LR, DEFAULT_MIN_LR, DEFAULT_STEPS
 
 __all__ = [
     "BATCH_SIZE",
@@ -105,7 +106,7 @@ WORKFLOW_MAX_LR_FACTOR = 1.0
 #: Whole cycles of a triangular workflow in the budget (it ends on ``base_lr``).
 CYCLES = 4
 #: The range test: an exponential sweep over this range and number of steps.
-RANGE_MIN_LR, RANGE_MAX_LR, RANGE_STEPS = 1e-5, 10.0, 200
+RANGE_MIN_LR, RANGE_MAX_LR, RANGE_STEPS = DEFAULT_MIN_LR, DEFAULT_MAX_LR, DEFAULT_STEPS
 SCHEDULES = ("fixed", "plateau", "triangular", "triangular2", "one_cycle")
 
 

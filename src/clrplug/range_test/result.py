@@ -27,7 +27,15 @@ if TYPE_CHECKING:
     from clrplug.callback import CyclicLR
     from clrplug.one_cycle import OneCycleLR
 
-__all__ = ["DEFAULT_LOWER", "DEFAULT_RULE", "RangeTestResult", "Suggestion"]
+__all__ = [
+    "DEFAULT_LOWER",
+    "DEFAULT_MAX_LR",
+    "DEFAULT_MIN_LR",
+    "DEFAULT_RULE",
+    "DEFAULT_STEPS",
+    "RangeTestResult",
+    "Suggestion",
+]
 
 #: The rule :attr:`RangeTestResult.suggested_max_lr`, :meth:`~RangeTestResult.cyclic_lr`
 #: and :meth:`~RangeTestResult.one_cycle` use when none is named. Chosen by
@@ -44,9 +52,12 @@ DEFAULT_RULE = "slide"
 #: ``accuracy_rise``'s own lower bound in its worst case for every rule.
 DEFAULT_LOWER = 4.0
 
-#: The sweep resolution of that benchmark (200 steps over 1e-7..10): ``slide`` counts
-#: its window and threshold in steps, so a much coarser sweep can leave it no window.
-BENCHMARKED_STEPS_PER_DECADE = 25.0
+#: The sweep of that benchmark, and ``lr_range_test``'s defaults: 200 steps from 1e-5 to 10.
+DEFAULT_MIN_LR, DEFAULT_MAX_LR, DEFAULT_STEPS = 1e-5, 10.0, 200
+
+#: Its resolution (33 steps per decade): ``slide`` counts its window and threshold in
+#: steps, so a much coarser sweep can leave it no window.
+BENCHMARKED_STEPS_PER_DECADE = (DEFAULT_STEPS - 1) / math.log10(DEFAULT_MAX_LR / DEFAULT_MIN_LR)
 
 
 @dataclass(frozen=True)
@@ -318,7 +329,7 @@ class RangeTestResult:
             return ""
         return (
             f"; {per_decade:.0f} steps per decade, where the rules were benchmarked at "
-            f"{BENCHMARKED_STEPS_PER_DECADE:g} (slide's window and threshold are per step)"
+            f"{BENCHMARKED_STEPS_PER_DECADE:.0f} (slide's window and threshold are per step)"
         )
 
     # -- tools built on the result -----------------------------------------------------

@@ -22,7 +22,12 @@ from clrplug.engine import compat
 from clrplug.errors import InvalidArgumentError
 from clrplug.range_test.data import is_iterator, steps_per_epoch
 from clrplug.range_test.recorder import Recorder
-from clrplug.range_test.result import RangeTestResult
+from clrplug.range_test.result import (
+    DEFAULT_MAX_LR,
+    DEFAULT_MIN_LR,
+    DEFAULT_STEPS,
+    RangeTestResult,
+)
 from clrplug.range_test.snapshot import Snapshot
 from clrplug.range_test.sweep import SweepSchedule, check_sweep
 
@@ -143,7 +148,9 @@ def _plan(
             f"(a {type(x).__name__}) is unknown: pass steps=N (optimizer steps to sweep over), "
             "or epochs=N together with steps_per_epoch=M."
         )
-    fit_epochs = epochs or 1
+    if epochs is None:  # the benchmarked sweep's length, the data repeated as needed
+        return DEFAULT_STEPS, math.ceil(DEFAULT_STEPS / per_epoch)
+    fit_epochs = epochs
     plan = fit_epochs * per_epoch
     if plan < 2:
         raise InvalidArgumentError(
@@ -161,8 +168,8 @@ def lr_range_test(
     x: Any = None,
     y: Any = None,
     *,
-    min_lr: float = 1e-7,
-    max_lr: float = 10.0,
+    min_lr: float = DEFAULT_MIN_LR,
+    max_lr: float = DEFAULT_MAX_LR,
     steps: int | None = None,
     epochs: int | None = None,
     batch_size: int | None = None,
@@ -191,10 +198,11 @@ def lr_range_test(
         min_lr: the first learning rate (``> 0`` for ``"exp"``, ``>= 0`` for ``"linear"``).
         max_lr: the last learning rate (``> min_lr``).
         steps: optimizer steps the sweep lasts (``>= 2``); the data is repeated for as
-            many epochs as needed.
+            many epochs as needed. Default: 200, which with the default range is the
+            sweep the suggestion rules were chosen with (33 steps per decade).
         epochs: alternatively, the sweep lasts this many epochs of the data (its
-            length must be known, or give ``steps_per_epoch``). With neither, one
-            epoch; for a generator of unknown length one of them is required.
+            length must be known, or give ``steps_per_epoch``). For a generator of
+            unknown length one of ``steps`` and ``epochs`` is required.
         batch_size: as in ``fit`` (arrays only).
         step_mode: ``"exp"``: geometric, evenly spaced in log-lr, as fastai and
             torch-lr-finder sweep; ``"linear"``: the seed's recipe (the triangular

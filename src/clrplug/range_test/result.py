@@ -5,6 +5,8 @@ resolves a rule by name through the registry (built-in and plugin rules alike),
 runs it on the record's :class:`~clrplug.range_test.rules.RangeCurve` and returns a
 :class:`Suggestion`. NumPy only: Keras is imported only by the methods that build
 a callback (:meth:`~RangeTestResult.cyclic_lr`, :meth:`~RangeTestResult.one_cycle`).
+A little over 400 lines: the record, its suggestions, the callbacks and plot built from
+them, and the defaults the benchmark chose, documented where they are used.
 """
 
 from __future__ import annotations

@@ -326,8 +326,11 @@ def test_a_generator_with_total_steps_given_runs_the_cycle() -> None:
 
 def test_a_pending_total_is_checked_when_fit_gives_it() -> None:
     one_cycle = OneCycleLR(0.1, pct_start=0.05, cycle_momentum=False)  # fine until fit says 10
+    model = rate_probe_model()
     with pytest.raises(InvalidArgumentError, match=r"pct_start=0\.05 with total_steps=10"):
-        fit_probe(rate_probe_model(), 5, [one_cycle], epochs=2)
+        fit_probe(model, 5, [one_cycle], epochs=2)
+    # Nothing half-applied: without the callback, the optimizer's own rate (SGD(0.1)).
+    assert_applied(fit_probe(model, 3, []), np.full(3, 0.1), nan_ok=0)
 
 
 # -- past total_steps ------------------------------------------------------------------------

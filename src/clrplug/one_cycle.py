@@ -165,15 +165,12 @@ class OneCycleLR(ScheduleCallback):
             )
         super().on_train_begin(logs)
         updates = (epochs * steps) // self._accumulation
-        if updates < 2:
-            self._give_back_rate()
-            raise InvalidArgumentError(
-                f"OneCycleLR needs at least 2 optimizer updates, and this fit has {updates} "
-                f"({epochs} epoch(s) x {steps} step(s) / gradient_accumulation_steps="
-                f"{self._accumulation})."
-            )
         if not self._total_known or updates != self.schedule.total_steps:
-            self.schedule.restart(start=self.schedule.start, total_steps=updates)
+            try:  # checks the cycle against pct_start and three_phase
+                self.schedule.restart(start=self.schedule.start, total_steps=updates)
+            except InvalidArgumentError:
+                self._give_back_rate()
+                raise
             self._record_segment()
         self._total_known = True
 

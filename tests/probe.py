@@ -8,8 +8,10 @@ on its kernel). With plain SGD the bias therefore falls by exactly the applied r
 each step; for other optimizers the rate is recovered from the update by each optimizer's
 own textbook formula. ``BiasRecorder`` reads ``self.model`` after every batch. On JAX
 that forces Keras to write the whole training state back into the model's variables
-(``jax_state_sync``) at every step: a mode users never run. Keep it for the one test of
-that synced path.
+(``jax_state_sync``) at every step: a mode users never run. It serves where that does
+not matter to what is tested (mixed precision, resuming, distribution strategies, a
+counter at 3e6, the synced path itself in test_engine); every exactness test of the path
+users run uses the rate probe below.
 
 **The rate probe** (``rate_probe_model``, ``fit_probe``): never touches ``Callback.model``
 in a batch hook. The model is a five-unit Dense layer on zero inputs, so its output *is*

@@ -584,9 +584,12 @@ def test_tf_data():
     x, y = _data(64)
     model = _classifier()
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(20)  # 20, 20, 20, 4
-    result = clrplug.lr_range_test(model, dataset, min_lr=1e-3, max_lr=0.1, shuffle=False,
-                                   verbose=0)
+    result = clrplug.lr_range_test(model, dataset, min_lr=1e-3, max_lr=0.1, epochs=1,
+                                   shuffle=False, verbose=0)
     assert len(result.lr) == 4 and result.steps_per_epoch == 4
+    repeated = clrplug.lr_range_test(model, dataset, min_lr=1e-3, max_lr=0.1, shuffle=False,
+                                     verbose=0)  # the default 200 steps: the data repeats
+    assert len(repeated.lr) == 200 and repeated.steps_per_epoch == 4
 
 
 # -- bad input ------------------------------------------------------------------------------------

@@ -362,7 +362,9 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         if not keras.backend.is_int_dtype(t.dtype):
             t = ops.cast(ops.floor(t), "int32")
         ints, floats = self._packed.tensors(*self._fields(), keras.backend.standardize_dtype(t.dtype))
-        u = ops.floor_divide(t, ints["accumulation"])
+        # Without gradient accumulation (fixed per optimizer, so per trace) the update
+        # count is the counter: no integer division in the step.
+        u = t if self._accumulation == 1 else ops.floor_divide(t, ints["accumulation"])
         rate, moment = self._in_step(u, ints, floats)
         held = ints["hold"] > 0
         rate = ops.where(held, floats["held_lr"], rate)

@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import keras
 from keras import ops
 
 __all__ = ["cyclic", "one_cycle"]
@@ -21,6 +22,19 @@ Tensors = Mapping[str, Any]
 
 def _f32(x: Any) -> Any:
     return ops.cast(x, "float32")
+
+
+def _divmod(a: Any, b: Any) -> tuple[Any, Any]:
+    """``(a // b, a % b)`` for integers ``a >= 0`` and ``b > 0``.
+
+    On JAX, XLA's truncating division, which equals floor division here: ``ops``'
+    floor division adds sign corrections XLA cannot drop, and kernels with them.
+    """
+    if keras.backend.backend() == "jax":
+        from jax import lax
+
+        return lax.div(a, b), lax.rem(a, b)
+    return ops.floor_divide(a, b), ops.mod(a, b)
 
 
 def cyclic(
@@ -43,9 +57,10 @@ def cyclic(
     k = ops.maximum(u - ints["cycle_start"], 0)
     up, down, denominator = ints["up"], ints["down"], ints["denominator"]
     period = up + down
-    scaled = ops.mod(k, period) * denominator  # < period * denominator < 2**31
-    m = ops.mod(scaled, period)
-    cycle = ops.floor_divide(k, period) * denominator + ops.floor_divide(scaled, period) + 1
+    whole, rest = _divmod(k, period)
+    scaled = rest * denominator  # < period * denominator < 2**31
+    part, m = _divmod(scaled, period)
+    cycle = whole * denominator + part + 1
     rise = ops.where(m <= up, _f32(m) / _f32(up), _f32(period - m) / _f32(down))
     height = shape(rise) * _f32(scale(cycle if scale_mode == "cycle" else k))
     rate = floats["base_lr"] + (floats["max_lr"] - floats["base_lr"]) * height

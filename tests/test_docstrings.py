@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +22,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from test_docs import _FENCE, PYTHON, parse_blocks
 
 import clrplug
 from clrplug.registry import Registry
-
-_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\n]*)$")
-PYTHON = {"python", "py", "python3", "pycon"}
 
 
 @dataclass(frozen=True)
@@ -43,29 +40,7 @@ class Example:
 
 def python_blocks(doc: str) -> list[tuple[str, int]]:
     """The fenced python blocks of a (cleaned) docstring, with their first line."""
-    lines = doc.splitlines()
-    blocks: list[tuple[str, int]] = []
-    i = 0
-    while i < len(lines):
-        match = _FENCE.match(lines[i])
-        if match is None:
-            i += 1
-            continue
-        fence, indent = match["fence"], len(match["indent"])
-        info = match["info"].strip()
-        lang = info.split()[0].strip("{}").lstrip(".").lower() if info else ""
-        body: list[str] = []
-        j = i + 1
-        while j < len(lines):
-            close = re.match(r"^[ \t]*(`{3,}|~{3,})[ \t]*$", lines[j])
-            if close and close[1][0] == fence[0] and len(close[1]) >= len(fence):
-                break
-            body.append(lines[j][indent:] if not lines[j][:indent].strip() else lines[j])
-            j += 1
-        if lang in PYTHON:
-            blocks.append(("\n".join(body) + "\n", i + 2))
-        i = j + 1
-    return blocks
+    return [(block.code, block.line) for block in parse_blocks(doc) if block.lang in PYTHON]
 
 
 def source_lines(obj: Any, fences: int) -> tuple[str, list[int]] | None:

@@ -14,6 +14,7 @@ Imports nothing from clrplug.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import keras
@@ -121,6 +122,18 @@ def assert_applied(run: ProbeRun, rates: Any, momenta: Any = None, *, start: int
         _assert_within("momenta", run.momenta[start:], run.momentum_atol[start:], momenta,
                        momentum_rtol, nan_ok)
 
+
+
+def assert_loaded_run(result: dict[str, Any], lr: np.ndarray, momentum: np.ndarray,
+                      first: int) -> None:
+    """Check what a new process printed after training a loaded model: the rates and momenta
+    it applied (``fit_recorded`` columns) and its ``history``, from update ``first`` on."""
+    run = SimpleNamespace(**{key: np.array(result[key], dtype=np.float64)
+                             for key in ("rates", "rate_atol", "momenta", "momentum_atol")})
+    assert_applied(run, lr[first:], momentum[first:])  # type: ignore[arg-type]
+    np.testing.assert_allclose(result["history_lr"], lr[first:], rtol=1e-12)
+    np.testing.assert_allclose(result["history_momentum"], momentum[first:], rtol=1e-12)
+    assert result["history_iterations"] == list(range(first + 1, len(lr) + 1))
 
 class ResetAfterEpoch(keras.callbacks.Callback):
     """``clr.reset(**new)`` at the end of epoch ``epoch``."""

@@ -18,7 +18,6 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import keras
@@ -26,7 +25,14 @@ import numpy as np
 import pytest
 from oracles import torch_cyclic
 from probe import fit_probe, rate_probe_model
-from recording import Crash, ResetAfterEpoch, assert_applied, fit_recorded, record_biases
+from recording import (
+    Crash,
+    ResetAfterEpoch,
+    assert_applied,
+    assert_loaded_run,
+    fit_recorded,
+    record_biases,
+)
 
 import clrplug
 from clrplug import ClrplugError, CyclicalSchedule, CyclicLR
@@ -410,12 +416,7 @@ def test_model_save_then_load_model_in_a_new_process_resumes_rate_and_momentum(
     assert result["own"] == OWN_MOMENTUM  # saved with its own momentum, not the cycle's
     assert result["iterations"] == list(range(15, 25))
     lr, momentum = uninterrupted(25)
-    run = SimpleNamespace(**{key: np.array(result[key], dtype=np.float64)
-                             for key in ("rates", "rate_atol", "momenta", "momentum_atol")})
-    assert_applied(run, lr[15:], momentum[15:])  # type: ignore[arg-type]
-    np.testing.assert_allclose(result["history_lr"], lr[15:], rtol=1e-12)
-    np.testing.assert_allclose(result["history_momentum"], momentum[15:], rtol=1e-12)
-    assert result["history_iterations"] == list(range(16, 26))
+    assert_loaded_run(result, lr, momentum, first=15)
     np.testing.assert_allclose(result["logged_momentum"], momentum[[19, 24]], rtol=1e-12)
     assert result["momentum_after"] == pytest.approx(OWN_MOMENTUM, rel=1e-7)
 

@@ -18,7 +18,6 @@ import textwrap
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import keras
@@ -27,7 +26,7 @@ import pytest
 import torch
 from oracles import torch_one_cycle, torch_one_cycle_at
 from probe import fit_probe, rate_probe_model
-from recording import Crash, assert_applied, fit_recorded, probe_data
+from recording import Crash, assert_applied, assert_loaded_run, fit_recorded, probe_data
 
 import clrplug
 from clrplug import InvalidArgumentError, OneCycleLR, OneCycleSchedule
@@ -433,12 +432,7 @@ def test_model_save_then_load_model_in_a_new_process_resumes_the_cycle(tmp_path:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["iterations"] == list(range(15, 30))
     lr, momentum = torch_one_cycle(30, **args)
-    run = SimpleNamespace(**{k: np.array(result[k], dtype=np.float64)
-                             for k in ("rates", "rate_atol", "momenta", "momentum_atol")})
-    assert_applied(run, lr[15:], momentum[15:])  # type: ignore[arg-type]
-    np.testing.assert_allclose(result["history_lr"], lr[15:], rtol=1e-12)
-    np.testing.assert_allclose(result["history_momentum"], momentum[15:], rtol=1e-12)
-    assert result["history_iterations"] == list(range(16, 31))
+    assert_loaded_run(result, lr, momentum, first=15)
     assert result["own_momentum"] == OWN["sgd"]
 
 

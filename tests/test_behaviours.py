@@ -296,8 +296,8 @@ DAMAGE = {"up-0": (5, 0), "up-negative": (5, -4), "down-0": (3, 0), "down-negati
 
 
 def _state_index(model: keras.Model) -> int:
-    """Where the schedule's integer state is among the optimizer's variables."""
-    [index] = [i for i, v in enumerate(model.optimizer.variables) if v.path.endswith("clrplug_ints")]
+    """Where the schedule's state (integers, then float words) is among the optimizer's variables."""
+    [index] = [i for i, v in enumerate(model.optimizer.variables) if v.path.endswith("clrplug_state")]
     return index
 
 
@@ -360,10 +360,10 @@ def test_damaged_state_changes_nothing_on_the_host() -> None:
     """A hold flag that is fine and step sizes that are not: nothing of it is applied."""
     model, clr = rate_probe_model(), CyclicLR(BASE, TOP, **GEOMETRY)
     clr.attach(model)
-    ints = model.optimizer.variables[_state_index(model)]
-    values = np.asarray(keras.ops.convert_to_numpy(ints)).copy()
-    values[-1] = 1  # the hold flag, the last integer field
-    ints.assign(_damaged(values, 2, 0))
+    state = model.optimizer.variables[_state_index(model)]
+    values = np.asarray(keras.ops.convert_to_numpy(state)).copy()
+    values[clr.schedule._packed.int_fields.index("hold")] = 1  # a valid hold flag
+    state.assign(_damaged(values, 2, 0))
     before = clr.schedule.state_key()
     with pytest.raises(ClrplugError, match=r"is damaged \(step sizes"):
         clr.schedule.refresh()
@@ -373,10 +373,12 @@ def test_damaged_state_changes_nothing_on_the_host() -> None:
 def test_damaged_one_cycle_phases_are_refused_clearly() -> None:
     model, one_cycle = rate_probe_model(), OneCycleLR(0.1, total_steps=40, cycle_momentum=False)
     one_cycle.attach(model)
-    floats = model.optimizer.variables[_state_index(model) + 1]
-    words = np.asarray(keras.ops.convert_to_numpy(floats)).copy()
-    words[3 * 2] *= 2  # lr_from0, the first phase's starting rate, in the state's first word
-    floats.assign(words)
+    state = model.optimizer.variables[_state_index(model)]
+    values = np.asarray(keras.ops.convert_to_numpy(state)).copy()
+    packed = one_cycle.schedule._packed
+    words = values[len(packed.int_fields) :].view(np.float32)  # the float words, in place
+    words[3 * packed.float_fields.index("lr_from0")] *= 2  # the first phase's starting rate
+    state.assign(values)
     with pytest.raises(ClrplugError, match=r"is damaged \(phase field\(s\) lr_from0 do not match"):
         one_cycle.schedule.refresh()
 

@@ -98,7 +98,7 @@ class CyclicalSchedule(EngineSchedule):
     ```
     """
 
-    _INTS = ("cycle_start", "up", "down", "denominator", "table_origin")
+    _INTS = ("cycle_start", "up", "down", "period", "denominator", "table_origin")
     _FLOATS = ("base_lr", "max_lr", "base_momentum", "max_momentum")
 
     def __init__(
@@ -226,6 +226,7 @@ class CyclicalSchedule(EngineSchedule):
                 "cycle_start": self._cycle_start,
                 "up": self._geometry.up,
                 "down": self._geometry.down,
+                "period": self._geometry.period,
                 "denominator": self._geometry.denominator,
                 "table_origin": self._table_origin,
             },
@@ -241,6 +242,8 @@ class CyclicalSchedule(EngineSchedule):
         den = ints["denominator"]
         if den < 1 or ints["up"] < 1 or ints["down"] < 1:
             raise self._damaged(f"step sizes {ints['up']}/{den}, {ints['down']}/{den}")
+        if ints["period"] != ints["up"] + ints["down"]:
+            raise self._damaged(f"cycle length {ints['period']}, not {ints['up']} + {ints['down']}")
         own: dict[str, Any] = {
             "_cycle_start": ints["cycle_start"],
             "_table_origin": ints["table_origin"],

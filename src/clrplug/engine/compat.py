@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -310,6 +311,30 @@ def drive_momentum(optimizer: Any, value: Any, original: float) -> None:
     object.__setattr__(optimizer, "_clrplug_own_momentum", float(original))
 
 
+def _shapes_differ(optimizer: Any, store: Any) -> bool:
+    """Warn and return True when ``store`` has as many variables as ``optimizer`` but not theirs.
+
+    Keras loads optimizer variables by position once the counts agree; a checkpoint saved
+    without clrplug (a plain rate variable where the state variable is) can have the same
+    count, and would fail on a shape mismatch. It is skipped as Keras skips a count mismatch.
+    """
+    variables = list(optimizer.variables)
+    if len(store.keys()) != len(variables):
+        return False
+    for i, variable in enumerate(variables):
+        saved = tuple(getattr(store[str(i)], "shape", ()))
+        if saved != tuple(variable.shape):
+            warnings.warn(
+                f"Skipping variable loading for optimizer '{optimizer.name}': the saved "
+                f"optimizer's variable {i} has shape {saved}, this one's ({variable.path}) "
+                f"{tuple(variable.shape)}; the checkpoint was not saved with this clrplug "
+                "schedule bound.",
+                stacklevel=3,
+            )
+            return True
+    return False
+
+
 def install_load_hook() -> None:
     """Let a ``.keras`` file saved with a bound clrplug schedule load its optimizer state.
 
@@ -331,6 +356,8 @@ def install_load_hook() -> None:
         bind = getattr(getattr(rate, "schedule", rate), "_clrplug_bind_for_load", None)
         if bind is not None:
             bind(inner, len(store.keys()) - len(self.variables))
+            if _shapes_differ(self, store):
+                return
         keras_load(self, store)
 
     load_own_variables._clrplug_hook = True  # type: ignore[attr-defined]

@@ -1,10 +1,11 @@
-"""A schedule's state, held in two optimizer variables the compiled step reads.
+"""A schedule's state, held in one optimizer variable the compiled step reads.
 
-Named integers share one integer vector (the counter's dtype); named floats share
-one float32 vector, each float as three float32 words, so a float64 value such as
-``base_lr=0.001`` round-trips exactly through checkpoints while the step reads the
-first word. Until bound to an optimizer the same values are constants, as in
-Keras' own schedules.
+Named integers come first in one integer vector (the counter's dtype); named floats
+follow as float32 words stored bit for bit in the same vector, each float as three
+words, so a float64 value such as ``base_lr=0.001`` round-trips exactly through
+checkpoints while the step reads the first word. One variable: a reset or a hold is
+one host-to-device copy, and the step carries one more array. Until bound to an
+optimizer the same values are constants, as in Keras' own schedules.
 """
 
 from __future__ import annotations
@@ -36,57 +37,60 @@ def join_words(words: Any) -> float:
 
 
 class PackedState:
-    """Named int and float fields, as constants or in optimizer variables.
+    """Named int and float fields, as constants or in one optimizer variable.
 
     Args:
         ints: names of the integer fields, in storage order.
         floats: names of the float fields, in storage order.
-        prefix: prefix of the two variables' names.
+        prefix: prefix of the variable's name.
     """
 
     def __init__(self, ints: Sequence[str], floats: Sequence[str], prefix: str) -> None:
         self.int_fields = tuple(ints)
         self.float_fields = tuple(floats)
         self.prefix = prefix
-        self.int_variable: Any = None
-        self.float_variable: Any = None
+        self.variable: Any = None
 
     @property
     def bound(self) -> bool:
-        return self.int_variable is not None
+        return self.variable is not None
 
     @property
     def variable_count(self) -> int:
-        return 2
+        return 1
 
     def _encode(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
         int_values = np.array([int(ints[name]) for name in self.int_fields], dtype=np.int64)
         words = [w for name in self.float_fields for w in split_words(float(floats[name]))]
         return int_values, np.array(words, dtype=np.float32)
 
+    def _word_slots(self, dtype: np.dtype) -> int:
+        """Elements of ``dtype`` that hold the float words (an int64 holds two)."""
+        return -(-3 * len(self.float_fields) // (dtype.itemsize // 4))
+
     def bind(self, optimizer: Any, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
-        """Create the two variables on ``optimizer`` (public ``add_variable``) and write the values."""
+        """Create the variable on ``optimizer`` (public ``add_variable``) and write the values."""
+        dtype = compat.counter_dtype(optimizer)
+        size = len(self.int_fields) + self._word_slots(np.dtype(dtype))
         with compat.variable_scope(optimizer):
-            self.int_variable = optimizer.add_variable(
-                (len(self.int_fields),), initializer="zeros", dtype=compat.counter_dtype(optimizer),
-                name=f"{self.prefix}_ints",
-            )
-            self.float_variable = optimizer.add_variable(
-                (3 * len(self.float_fields),), initializer="zeros", dtype="float32",
-                name=f"{self.prefix}_floats",
+            self.variable = optimizer.add_variable(
+                (size,), initializer="zeros", dtype=dtype, name=f"{self.prefix}_state"
             )
         self.write(ints, floats)
 
-    def write(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
-        """Assign both variables (a no-op until bound).
+    def _dtype(self) -> np.dtype:
+        return np.dtype(keras.backend.standardize_dtype(self.variable.dtype))
 
-        Both are always assigned: a checkpoint load or ``BackupAndRestore`` may have
-        assigned them since the last write, so the host cannot know what they hold.
+    def write(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
+        """Assign the variable (a no-op until bound).
+
+        Always assigned in full: a checkpoint load or ``BackupAndRestore`` may have
+        assigned it since the last write, so the host cannot know what it holds.
         """
         if not self.bound:
             return
         int_values, words = self._encode(ints, floats)
-        dtype = np.dtype(keras.backend.standardize_dtype(self.int_variable.dtype))
+        dtype = self._dtype()
         limits = np.iinfo(dtype)
         for name, value in zip(self.int_fields, int_values.tolist(), strict=True):
             if not limits.min <= value <= limits.max:
@@ -94,30 +98,34 @@ class PackedState:
                     f"{name}={value} does not fit the optimizer's {dtype} counter "
                     f"({limits.min}..{limits.max})."
                 )
-        self.int_variable.assign(int_values.astype(dtype))
-        self.float_variable.assign(words)
+        padded = np.zeros(self._word_slots(dtype) * (dtype.itemsize // 4), dtype=np.float32)
+        padded[: len(words)] = words
+        self.variable.assign(np.concatenate([int_values.astype(dtype), padded.view(dtype)]))
 
     def read(self) -> tuple[dict[str, int], dict[str, float]]:
-        """The variables' values on the host (on JAX, sync the trainer's state first)."""
-        int_values = np.asarray(ops.convert_to_numpy(self.int_variable.value)).astype(np.int64)
-        words = np.asarray(ops.convert_to_numpy(self.float_variable.value), dtype=np.float32)
-        ints = {name: int(v) for name, v in zip(self.int_fields, int_values, strict=True)}
+        """The variable's values on the host (on JAX, sync the trainer's state first)."""
+        values = np.asarray(ops.convert_to_numpy(self.variable.value)).astype(self._dtype(), copy=False)
+        count = len(self.int_fields)
+        words = np.ascontiguousarray(values[count:]).view(np.float32)
+        ints = {name: int(v) for name, v in zip(self.int_fields, values[:count].tolist(), strict=True)}
         floats = {
             name: join_words(words[3 * i : 3 * i + 3]) for i, name in enumerate(self.float_fields)
         }
         return ints, floats
 
     def version(self) -> tuple[Any, ...]:
-        """A token that changes when either variable is assigned (PyTorch only)."""
-        return compat.variable_version(self.int_variable) + compat.variable_version(self.float_variable)
+        """A token that changes when the variable is assigned (PyTorch only)."""
+        return compat.variable_version(self.variable)
 
     def tensors(
         self, ints: Mapping[str, int], floats: Mapping[str, float], int_dtype: str
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """In-step views: the variables' values once bound, else ``ints``/``floats`` as constants."""
+        """In-step views: the variable's values once bound, else ``ints``/``floats`` as constants."""
         if self.bound:
-            int_tensor = ops.convert_to_tensor(self.int_variable)
-            word_tensor = ops.convert_to_tensor(self.float_variable)
+            state = ops.convert_to_tensor(self.variable)
+            count = len(self.int_fields)
+            int_tensor = state[:count]
+            word_tensor = ops.view(state[count:], "float32")  # a bitcast
         else:
             int_values, words = self._encode(ints, floats)
             int_tensor = ops.convert_to_tensor(int_values.astype(int_dtype))

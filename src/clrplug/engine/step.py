@@ -56,12 +56,14 @@ def cyclic(
     """
     k = ops.maximum(u - ints["cycle_start"], 0)
     up, down, denominator = ints["up"], ints["down"], ints["denominator"]
-    period = up + down
+    period = ints["period"]  # up + down, stored: one XLA kernel fewer than adding here
     whole, rest = _divmod(k, period)
     scaled = rest * denominator  # < period * denominator < 2**31
     part, m = _divmod(scaled, period)
     cycle = whole * denominator + part + 1
-    rise = ops.where(m <= up, _f32(m) / _f32(up), _f32(period - m) / _f32(down))
+    rising = m <= up
+    # One division for both halves (XLA keeps each division a kernel of its own).
+    rise = _f32(ops.where(rising, m, period - m)) / _f32(ops.where(rising, up, down))
     height = shape(rise) * _f32(scale(cycle if scale_mode == "cycle" else k))
     rate = floats["base_lr"] + (floats["max_lr"] - floats["base_lr"]) * height
     if not momentum:

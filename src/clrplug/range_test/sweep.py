@@ -152,9 +152,8 @@ class SweepSchedule(EngineSchedule):
         """
         packed = self._packed
         if self._optimizer is not None:
-            added = [v for v in (packed.int_variable, packed.float_variable) if v is not None]
-            compat.untrack_variables(self._optimizer, added)
-        packed.int_variable = packed.float_variable = None
+            compat.untrack_variables(self._optimizer, [v for v in (packed.variable,) if v is not None])
+        packed.variable = None
         self._optimizer = None
         self._version = None
 

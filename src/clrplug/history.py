@@ -134,15 +134,23 @@ class StepHistory:
     ) -> None:
         """:meth:`write` for many rows at once (later rows win on repeated indices)."""
         index = np.asarray(rows, dtype=np.int64)
+        logged = [(row, entry) for row, entry in zip(rows, values, strict=True) if entry]
+        logged_rows = [row for row, _ in logged]
         columns: dict[str, tuple[list[int], list[Any]]] = {}
-        for row, logged in zip(rows, values, strict=True):
-            for key, value in (logged or {}).items():
-                if key in _COMPUTED:
-                    continue
-                if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
-                    entry = columns.setdefault(key, ([], []))
-                    entry[0].append(row)
-                    entry[1].append(value)
+        for key in dict.fromkeys(key for _, entry in logged for key in entry):
+            if key in _COMPUTED:
+                continue
+            found = [entry.get(key) for _, entry in logged]
+            if all(type(value) is float for value in found):  # Keras' pythonified logs
+                columns[key] = (logged_rows, found)
+                continue
+            kept = [
+                (row, value)
+                for (row, _), value in zip(logged, found, strict=True)
+                if isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+            ]
+            if kept:
+                columns[key] = ([row for row, _ in kept], [value for _, value in kept])
         with self._lock:
             needed = int(index.max()) + 1
             if needed > self._capacity:
@@ -208,8 +216,8 @@ class Recorder:
         self._epochs: list[_Epoch] = []
         self._non_mean: set[str] | None = None
         self._trained = 0  # steps recorded (the seed's trn_iterations)
-        self._epoch_seen = 0
-        self._seen_lock = threading.Lock()
+        self._epoch_seen = 0  # the current epoch's steps whose batch end was drained
+        self._drain_lock = threading.Lock()
         self._steps_per_execution = 1
         self._skipping = False
         # With skipped updates: each row's real count, written on the training thread only
@@ -221,16 +229,18 @@ class Recorder:
     @property
     def epoch_seen(self) -> int:
         """Steps of the current epoch reported so far."""
+        self._drain()
         return self._epoch_seen
 
     @property
     def trained(self) -> int:
         """Training steps seen by the callback, never reset (the seed's ``trn_iterations``)."""
-        return self._trained + self._epoch_seen
+        return self._trained + self.epoch_seen
 
     def epoch_begin(self, start: int, steps_per_execution: int, *, skipping: bool = False) -> None:
         """An epoch begins at count ``start``; ``skipping``: updates may be skipped (counts
         are then set by :meth:`set_counts`)."""
+        self._drain()  # an epoch cut short by an exception never reached epoch_end
         self._skipping = skipping
         self._epochs.append(_Epoch(len(self.rows), start))
         self._epoch_seen = 0
@@ -243,11 +253,9 @@ class Recorder:
         self._epochs[-1].batch_samples = value or 0.0
 
     def batch_end(self, batch: int, logs: Mapping[str, Any] | None) -> None:
-        """Queue the logs of the steps up to ``batch``; async-safe and cheap."""
+        """Queue the logs of the steps up to ``batch``: one append, safe on any thread."""
         if self._epochs:
             self._pending.append((self._epochs[-1], batch, logs))
-            with self._seen_lock:  # batch ends may run concurrently, in any order
-                self._epoch_seen = max(self._epoch_seen, batch + 1)
 
     def _drain(self) -> None:
         """Write the queued rows (Keras logs once per execution: its steps share the logs).
@@ -255,17 +263,29 @@ class Recorder:
         Batch ends may arrive out of order (Keras' worker threads): a row takes the
         latest step of its block of ``every`` among them, whatever the order.
         """
-        latest: dict[int, tuple[int, int, Mapping[str, Any] | None]] = {}
-        while self._pending:
-            epoch, batch, logs = self._pending.popleft()
-            first = (batch // self._steps_per_execution) * self._steps_per_execution
-            for b in range(first, batch + 1):
-                if (b + 1) % self.every and b != batch:
-                    continue  # a row holds the last recorded step of its block of `every`
-                row = epoch.first_row + b // self.every
-                if row not in latest or latest[row][0] < b:
-                    latest[row] = (b, epoch.start + b + 1, logs if b == batch else None)
-        if latest:
+        with self._drain_lock:
+            queued = [self._pending.popleft() for _ in range(len(self._pending))]
+            if not queued:
+                return
+            current = self._epochs[-1]
+            seen = [batch + 1 for epoch, batch, _ in queued if epoch is current]
+            if seen:
+                self._epoch_seen = max(self._epoch_seen, max(seen))
+            if self.every == 1 and self._steps_per_execution == 1:
+                # One row per step: nothing to choose between.
+                rows = [epoch.first_row + batch for epoch, batch, _ in queued]
+                counts = [epoch.start + batch + 1 for epoch, batch, _ in queued]
+                self.rows.write_many(rows, counts, [b for _, b, _ in queued], [logs for _, _, logs in queued])
+                return
+            latest: dict[int, tuple[int, int, Mapping[str, Any] | None]] = {}
+            for epoch, batch, logs in queued:
+                first = (batch // self._steps_per_execution) * self._steps_per_execution
+                for b in range(first, batch + 1):
+                    if (b + 1) % self.every and b != batch:
+                        continue  # a row holds the last recorded step of its block of `every`
+                    row = epoch.first_row + b // self.every
+                    if row not in latest or latest[row][0] < b:
+                        latest[row] = (b, epoch.start + b + 1, logs if b == batch else None)
             rows = list(latest)
             self.rows.write_many(
                 rows,

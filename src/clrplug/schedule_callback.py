@@ -68,8 +68,8 @@ class ScheduleCallback(keras.callbacks.Callback):
         self._counted = 0  # batches of this epoch whose real count is recorded
         self._next_check = 0  # batch at which on_train_batch_begin has work to do
         # The rate (and momentum) of the epoch's coming batches, for the batch logs:
-        # (first batch, rates, momenta), computed in bulk from the host-side formula.
-        self._batch_rates: tuple[int, np.ndarray, np.ndarray | None] | None = None
+        # (first callback count, rates, momenta), computed in bulk from the host-side formula.
+        self._batch_rates: tuple[int, list[float], list[float] | None] | None = None
         self._first_epoch = True  # the next epoch begin is a fit's first
         self._rate_before: float | None = None  # the optimizer's rate before ours
 
@@ -297,15 +297,32 @@ class ScheduleCallback(keras.callbacks.Callback):
     _BATCH_CHUNK = 4096
 
     def _batch_values(self, batch: int) -> tuple[float, float | None]:
+        """Rate and momentum of this epoch's batch ``batch``, from a chunk computed in bulk."""
+        count = self._epoch_start + self._offset + batch
         chunk = self._batch_rates
-        if chunk is None or not chunk[0] <= batch < chunk[0] + len(chunk[1]):
+        if chunk is None or not chunk[0] <= count < chunk[0] + len(chunk[1]):
             steps = (self.params or {}).get("steps")  # the epoch's batches, when known
-            size = min(self._BATCH_CHUNK, steps - batch) if steps and steps > batch else 256
-            counts = self._epoch_start + self._offset + batch + np.arange(size)
-            rates, momenta = self._values_at(counts)
-            chunk = self._batch_rates = (batch, rates, momenta)
+            # Up to the count after the epoch's last step: the epoch's and the fit's end
+            # report the rates at those counts.
+            size = min(self._BATCH_CHUNK, steps + 1 - batch) if steps and steps > batch else 256
+            rates, momenta = self._values_at(count + np.arange(size))
+            chunk = self._batch_rates = (
+                count, rates.tolist(), None if momenta is None else momenta.tolist()
+            )
+        return self._from_chunk(chunk, count)
+
+    @staticmethod
+    def _from_chunk(chunk: tuple[int, list[float], list[float] | None], count: int) -> tuple[float, float | None]:
         first, rates, momenta = chunk
-        return float(rates[batch - first]), (None if momenta is None else float(momenta[batch - first]))
+        return rates[count - first], (None if momenta is None else momenta[count - first])
+
+    def _values_for(self, count: int) -> tuple[float, float | None]:
+        """Rate and momentum of the step that starts at callback count ``count``."""
+        chunk = self._batch_rates
+        if chunk is not None and chunk[0] <= count < chunk[0] + len(chunk[1]):
+            return self._from_chunk(chunk, count)
+        rates, momenta = self._values_at(np.array([count]))
+        return float(rates[0]), (None if momenta is None else float(momenta[0]))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         model = self.model  # free here: Keras has just synced state for the epoch's end
@@ -320,16 +337,16 @@ class ScheduleCallback(keras.callbacks.Callback):
         self._recorder.epoch_end(ran, model)
         if logs is not None and ran > 0:
             last = self._recorder.last_before() if self._may_skip else count - 1 + self._offset
-            rate, moment = self._values_at(np.array([last]))
-            logs["learning_rate"] = float(rate[0])
+            rate, moment = self._values_for(last)
+            logs["learning_rate"] = rate
             if moment is not None:
-                logs["momentum"] = float(moment[0])
+                logs["momentum"] = moment
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         # As the seed's callback left it: the rate of the next step, now a plain rate.
         count = compat.read_counter(self._optimizer)
-        rate, _ = self.schedule.values_at([count])
-        self.schedule.hold(float(rate[0]))
+        rate, _ = self._values_for(count + self._offset)
+        self.schedule.hold(rate)
         self._record_segment(count + self._offset)
 
     def _count_updates(self, batch: int) -> None:

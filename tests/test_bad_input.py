@@ -43,6 +43,12 @@ BAD = [
     ({"step_size": -4}, InvalidArgumentError, STEP + r"-4\."),
     ({"step_size": 2000.123456789}, InvalidArgumentError,
      r"step_size must be a multiple of 1/Q for some whole Q <= 4096 .* got 2000\.123456789"),
+    ({"step_size": 8.98846567431158e307}, InvalidArgumentError,  # found by test_fuzz
+     r"step_size=8\.98846567431158e\+307 and step_size_down=8\.98846567431158e\+307 give a cycle "
+     r"of inf iterations that the compiled step cannot count exactly"),
+    ({"step_size": 3e9}, InvalidArgumentError,
+     r"step_size=3000000000\.0 and step_size_down=3000000000\.0 give a cycle of 6000000000\.0 "
+     r"iterations that the compiled step cannot count exactly in 32-bit integers"),
     ({"step_size": 4, "step_size_down": 0}, InvalidArgumentError,
      r"step_size_down must be a finite number >= 0\.5 .* got 0\."),
     ({"waveform": "square"}, clrplug.UnknownNameError,

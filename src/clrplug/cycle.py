@@ -130,7 +130,7 @@ def check_geometry(step_size: Any, step_size_down: Any = None) -> Geometry:
     if denominator > MAX_DENOMINATOR or period * denominator > INT32_MAX:
         raise InvalidArgumentError(
             f"step_size={up_value!r} and step_size_down={down_value!r} give a cycle of "
-            f"{float(up + down)!r} iterations that the compiled step cannot count exactly in "
+            f"{up_value + down_value!r} iterations that the compiled step cannot count exactly in "
             f"32-bit integers: the cycle times the step sizes' common denominator ({denominator})"
             f" squared must stay below 2**31, and the denominator <= {MAX_DENOMINATOR}."
         )

@@ -57,6 +57,10 @@ of the extra wall time of one ``fit()`` (``(variant - fixed) * steps``: a cost p
 per ``fit()``, such as a callback's ``on_train_begin``, shows here whatever ``--steps``,
 while a per-step cost grows with it); on JAX also how many
 timed fits compiled anything (it should say "none": otherwise the models were not warm).
+With ``--short-steps N`` each pair also times a fit of ``N`` steps per variant, and a
+second table splits each variant's cost into per step (the slope between the two fit
+lengths, as a ratio to ``fixed``'s and in microseconds) and per fit (what is left of the
+short fit), so that a cost paid once per ``fit()`` does not read as a cost per step.
 A step time is the wall time of one ``fit()`` (``time.perf_counter``) divided by
 ``--steps``, so it includes ``fit()``'s fixed setup cost spread over the steps. ``--json``
 writes the raw per-pair times (seconds per step), the order of each pair and, on JAX, the
@@ -412,7 +416,12 @@ def _compile_counter(backend: str) -> Callable[[], int] | None:
 
 
 def worker(
-    names: list[str], pairs: int, steps: int, warmup_rounds: int, core: int | None
+    names: list[str],
+    pairs: int,
+    steps: int,
+    warmup_rounds: int,
+    core: int | None,
+    short_steps: int = 0,
 ) -> dict[str, Any]:
     if core is not None:  # first, so that every thread started later inherits it
         os.sched_setaffinity(0, {core})
@@ -467,24 +476,33 @@ def worker(
 
     compiles: dict[str, list[int]] = {name: [] for name in run_names}
 
-    def fit(name: str) -> float:
+    def fit(name: str, n: int = steps) -> float:
         before = compiled() if compiled else 0
         start = time.perf_counter()
         models[name].fit(
-            x, y, batch_size=BATCH, epochs=1, verbose=0, shuffle=False, callbacks=callbacks[name]
+            x[: BATCH * n],
+            y[: BATCH * n],
+            batch_size=BATCH,
+            epochs=1,
+            verbose=0,
+            shuffle=False,
+            callbacks=callbacks[name],
         )
         elapsed = time.perf_counter() - start
         if compiled:
             compiles[name].append(compiled() - before)
-        return elapsed / steps
+        return elapsed / n
 
     # Untimed warm-up rounds, every variant once per round (tracing, compilation, the
     # first fit's one-off work); the JAX compile counter says whether they sufficed.
     for _ in range(warmup_rounds):
         for name in run_names:
             fit(name)
+            if short_steps:
+                fit(name, short_steps)
     compiles = {name: [] for name in run_names}  # count the timed fits only
     times: dict[str, list[float]] = {name: [] for name in run_names}
+    short_times: dict[str, list[float]] = {name: [] for name in run_names}
     orders: list[list[str]] = []
     for pair in range(pairs):
         shift = pair % len(run_names)
@@ -492,6 +510,8 @@ def worker(
         orders.append(order)
         for name in order:
             times[name].append(fit(name))
+            if short_steps:
+                short_times[name].append(fit(name, short_steps))
 
     installed = {
         name: [
@@ -515,6 +535,9 @@ def worker(
         "callbacks": installed,
         "orders": orders,
         "seconds_per_step": times,
+        # With --short-steps: the same pairs' fits of that many steps (seconds per step).
+        "short_steps": short_steps,
+        "short_seconds_per_step": short_times if short_steps else None,
         # XLA compilations during each timed fit (JAX only; null elsewhere): 0 if warm.
         "compiles_per_fit": compiles if compiled else None,
     }
@@ -584,7 +607,13 @@ def header(
         f"run:      {args.pairs} pairs x {args.steps} steps per fit() (batch {BATCH}, "
         f"MLP 64-32-32-10, SGD momentum 0.9, one model per variant); {args.warmup_rounds} untimed "
         "warm-up round(s) of one fit per variant; order rotates by one variant per pair; "
-        "step time = fit() wall time / steps",
+        "step time = fit() wall time / steps"
+        + (
+            f"; each pair also times a fit of {args.short_steps} steps per variant (per-step "
+            "cost = the slope between the two)"
+            if args.short_steps
+            else ""
+        ),
         "variants:",
     ]
     for name in [n for n in VARIANTS if n in notes or n in skipped]:
@@ -633,12 +662,57 @@ def summarise(result: dict[str, Any], previous: dict[str, Any] | None, steps: in
             f"  {extra * 1e3:10.2f} ms"
         )
     compiles = result.get("compiles_per_fit")
+    short = result.get("short_steps") or 0
+    if short:
+        lines += _per_step_lines(times, result["short_seconds_per_step"], steps, short)
     if compiles is not None:
         cold = {name: sum(1 for c in counts if c) for name, counts in compiles.items()}
         cold_text = ", ".join(f"{name} {n}/{len(compiles[name])}" for name, n in cold.items() if n)
         lines.append(
             "  timed fits that compiled (XLA): "
             + (cold_text + " -- not warm, add --warmup-rounds" if cold_text else "none")
+        )
+    return lines
+
+
+def _per_step_lines(
+    long: dict[str, list[float]], short: dict[str, list[float]], steps: int, short_steps: int
+) -> list[str]:
+    """Per-step cost and per-fit cost, split by the two fit lengths of each pair.
+
+    A fit of ``n`` steps takes ``c + n * s``: ``s`` (per step) is the slope between the
+    pair's fits of ``short_steps`` and ``steps`` steps, ``c`` (per fit: callback setup,
+    epoch-end work, fit()'s own) what is left of the short fit.
+    """
+
+    def split(name: str) -> tuple[list[float], list[float]]:
+        slopes, constants = [], []
+        for t_long, t_short in zip(long[name], short[name], strict=True):
+            slope = (t_long * steps - t_short * short_steps) / (steps - short_steps)
+            slopes.append(slope)
+            constants.append(t_short * short_steps - slope * short_steps)
+        return slopes, constants
+
+    fixed_slopes, fixed_constants = split("fixed")
+    _, fixed_slope, _ = _quartiles(fixed_slopes)
+    lines = [
+        f"  per step and per fit, from the slope between fits of {short_steps} and {steps} "
+        f"steps (same pairs): fixed {fixed_slope * 1e6:.0f} us per step",
+        f"  {'variant':8s} {'per-step ratio':>14s}  {'quartiles':13s} {'extra per step':>14s}"
+        f"  {'extra per fit':>13s}",
+    ]
+    for name in long:
+        if name == "fixed":
+            continue
+        slopes, constants = split(name)
+        q1, median, q3 = _quartiles([v / f for v, f in zip(slopes, fixed_slopes, strict=True)])
+        _, extra_step, _ = _quartiles([v - f for v, f in zip(slopes, fixed_slopes, strict=True)])
+        _, extra_fit, _ = _quartiles(
+            [v - f for v, f in zip(constants, fixed_constants, strict=True)]
+        )
+        lines.append(
+            f"  {name:8s} {median:14.3f}  {q1:.3f}-{q3:.3f}   {extra_step * 1e6:9.2f} us"
+            f"  {extra_fit * 1e3:10.2f} ms"
         )
     return lines
 
@@ -660,6 +734,13 @@ def main() -> int:
     )
     parser.add_argument("--pairs", type=int, default=15, help="timed rounds over all variants")
     parser.add_argument("--steps", type=int, default=200, help="steps per timed fit")
+    parser.add_argument(
+        "--short-steps",
+        type=int,
+        default=0,
+        help="also time a fit of this many steps per variant in each pair (fewer than "
+        "--steps), and split the cost into per step (the slope) and per fit (default 0: off)",
+    )
     parser.add_argument(
         "--warmup-rounds",
         type=int,
@@ -686,9 +767,15 @@ def main() -> int:
     names = [n for n in VARIANTS if n == "fixed" or n in requested]
     if args.pairs < 1 or args.steps < 1 or args.warmup_rounds < 1:
         parser.error("--pairs, --steps and --warmup-rounds must be at least 1")
+    if not 0 <= args.short_steps < args.steps:
+        parser.error(
+            f"--short-steps must be >= 0 and below --steps ({args.steps}), got {args.short_steps}"
+        )
 
     if args.worker:
-        result = worker(names, args.pairs, args.steps, args.warmup_rounds, args.pin_core)
+        result = worker(
+            names, args.pairs, args.steps, args.warmup_rounds, args.pin_core, args.short_steps
+        )
         print(RESULT_MARK + json.dumps(result), flush=True)
         return 0
 
@@ -722,6 +809,7 @@ def main() -> int:
         "command": [sys.executable, *sys.argv],
         "pairs": args.pairs,
         "steps": args.steps,
+        "short_steps": args.short_steps,
         "warmup_rounds": args.warmup_rounds,
         "pinned_core": core,
         "variants": {n: VARIANTS[n].description for n in names},
@@ -739,6 +827,8 @@ def main() -> int:
             str(args.pairs),
             "--steps",
             str(args.steps),
+            "--short-steps",
+            str(args.short_steps),
             "--warmup-rounds",
             str(args.warmup_rounds),
             "--variants",

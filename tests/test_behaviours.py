@@ -370,6 +370,19 @@ def test_damaged_state_changes_nothing_on_the_host() -> None:
     assert clr.schedule.state_key() == before and not clr.schedule.holding
 
 
+def test_a_cycle_length_that_is_not_up_plus_down_is_refused_clearly() -> None:
+    model, clr = rate_probe_model(), CyclicLR(BASE, TOP, **GEOMETRY)  # up=5, down=3
+    clr.attach(model)
+    state = model.optimizer.variables[_state_index(model)]
+    values = np.asarray(keras.ops.convert_to_numpy(state)).copy()
+    values[clr.schedule._packed.int_fields.index("period")] = 9
+    state.assign(values)
+    before = clr.schedule.state_key()
+    with pytest.raises(ClrplugError, match=r"is damaged \(cycle length 9, not 5 \+ 3\)"):
+        clr.schedule.refresh()
+    assert clr.schedule.state_key() == before
+
+
 def test_damaged_one_cycle_phases_are_refused_clearly() -> None:
     model, one_cycle = rate_probe_model(), OneCycleLR(0.1, total_steps=40, cycle_momentum=False)
     one_cycle.attach(model)

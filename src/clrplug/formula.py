@@ -34,6 +34,17 @@ from clrplug.records import Waveform
 __all__ = ["cycle_position", "cyclic_values", "learning_rates", "one_cycle_rates", "one_cycle_values"]
 
 
+def _counts(name: str, values: Any, meaning: str) -> np.ndarray:
+    """``values`` as float64; refuses the first one that is not finite and >= 0."""
+    array = np.asarray(values, dtype=np.float64)
+    bad = ~(np.isfinite(array) & (array >= 0))
+    if bad.any():
+        raise InvalidArgumentError(
+            f"{name} must be finite and >= 0 ({meaning}), got {float(array[bad].flat[0])!r}."
+        )
+    return array
+
+
 def cycle_position(k: Any, geometry: Geometry) -> tuple[Any, Any]:
     """The cycle number and the linear rise ``t`` (0 at the cycle's ends, 1 at its peak).
 
@@ -72,13 +83,7 @@ def cyclic_values(
     ``momentum = max_momentum - (max_momentum - base_momentum) * shape(t) * scale(...)``.
     ``k`` is validated and every value range-checked.
     """
-    k = np.asarray(k, dtype=np.float64)
-    if k.size and not (np.all(np.isfinite(k)) and k.min() >= 0):
-        bad = k.flat[int(np.flatnonzero(~(np.isfinite(k) & (k >= 0)))[0])]
-        raise InvalidArgumentError(
-            f"iterations must be finite and >= 0 (cycle iterations since the last reset), "
-            f"got {float(bad)!r}."
-        )
+    k = _counts("iterations", k, "cycle iterations since the last reset")
     cycle, rise = cycle_position(k, geometry)
     x = cycle if scale.scale_mode == "cycle" else k
     height = waveform.shape(rise) * scale(x)
@@ -158,12 +163,7 @@ def one_cycle_values(step: Any, spec: OneCycle) -> tuple[np.ndarray, np.ndarray 
     PyTorch's ``OneCycleLR.get_lr``, vectorised; from ``total_steps - 1`` on the
     final rate is held (PyTorch raises there).
     """
-    given = np.asarray(step, dtype=np.float64)
-    if given.size and not (np.all(np.isfinite(given)) and given.min() >= 0):
-        bad = given.flat[int(np.flatnonzero(~(np.isfinite(given) & (given >= 0)))[0])]
-        raise InvalidArgumentError(
-            f"step must be finite and >= 0 (optimizer steps since the 1cycle began), got {float(bad)!r}."
-        )
+    given = _counts("step", step, "optimizer steps since the 1cycle began")
     t = np.minimum(given, spec.total_steps - 1.0)
     rates, momenta = np.zeros_like(t), np.zeros_like(t)
     start = 0.0

@@ -118,7 +118,7 @@ class SweepSchedule(EngineSchedule):
         )
         self._packed = PackedState(self._packed.int_fields, self._packed.float_fields, self._PREFIX)
         self.min_lr, self.max_lr = low, high
-        self.steps = checks.integer("steps", steps, low=2, high=2**31 - 1)
+        self.steps = checks.integer("steps", steps, low=2, high=INT32_MAX)
         self.step_mode = step_mode
         self.start = checks.integer("start", start, low=-INT32_MAX, high=INT32_MAX)
 
@@ -139,7 +139,7 @@ class SweepSchedule(EngineSchedule):
     def _decode_own_fields(self, ints: Mapping[str, int], floats: Mapping[str, float]) -> dict[str, Any]:
         return {
             "start": ints["start"],
-            "steps": checks.integer("steps", ints["steps"], low=2, high=2**31 - 1),
+            "steps": checks.integer("steps", ints["steps"], low=2, high=INT32_MAX),
             "step_mode": "exp" if ints["exp"] else "linear",
             "min_lr": checks.real("min_lr", floats["min_lr"], low=0.0),
             "max_lr": checks.real("max_lr", floats["max_lr"], low=0.0),
@@ -152,7 +152,7 @@ class SweepSchedule(EngineSchedule):
         """
         packed = self._packed
         if self._optimizer is not None:
-            compat.untrack_variables(self._optimizer, [v for v in (packed.variable,) if v is not None])
+            compat.untrack_variables(self._optimizer, [packed.variable])  # bound with it
         packed.variable = None
         self._optimizer = None
         self._version = None

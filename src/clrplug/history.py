@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import keras
@@ -87,6 +88,52 @@ def deaverage(means: np.ndarray, samples: np.ndarray) -> np.ndarray:
 _COMPUTED = frozenset({"learning_rate", "momentum"})
 
 
+def _same_keys_columns(
+    rows: np.ndarray, values: Sequence[Mapping[str, Any] | None]
+) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """The columns when every row logged the same names, all numbers (Keras' logs): in bulk.
+
+    None when the rows differ in any way (a missing or extra name, a row without logs, a
+    value that is not a number); :func:`_logged_columns` handles those.
+    """
+    first = values[0]
+    if not isinstance(first, dict) or not first:
+        return None
+    keys = [key for key in first if key not in _COMPUTED]
+    if not keys:
+        return None
+    entries: list[Any] = list(values)  # Mappings, or None (then len() raises TypeError)
+    try:
+        if set(map(len, entries)) != {len(first)}:  # with every key of the first: the same keys
+            return None
+        table = np.array(list(map(itemgetter(*keys), entries)))
+    except (TypeError, KeyError, ValueError):
+        return None
+    if table.dtype.kind not in "fi" or table.ndim != (1 if len(keys) == 1 else 2):
+        return None
+    table = table.astype(np.float64, copy=False).reshape(len(values), len(keys))
+    return {key: (rows, table[:, j]) for j, key in enumerate(keys)}
+
+
+def _logged_columns(
+    rows: np.ndarray, values: Sequence[Mapping[str, Any] | None]
+) -> dict[str, tuple[np.ndarray, list[Any]]]:
+    """The columns of rows logging different names: each name's numbers and their rows."""
+    logged = [(row, entry) for row, entry in zip(rows.tolist(), values, strict=True) if entry]
+    columns: dict[str, tuple[np.ndarray, list[Any]]] = {}
+    for key in dict.fromkeys(key for _, entry in logged for key in entry):
+        if key in _COMPUTED:
+            continue
+        kept = [
+            (row, value)
+            for row, entry in logged
+            if isinstance(value := entry.get(key), (int, float, np.number)) and not isinstance(value, bool)
+        ]
+        if kept:
+            columns[key] = (np.array([row for row, _ in kept], dtype=np.int64), [value for _, value in kept])
+    return columns
+
+
 class StepHistory:
     """Columns of per-row values indexed by row; missing values are NaN.
 
@@ -127,30 +174,18 @@ class StepHistory:
 
     def write_many(
         self,
-        rows: list[int],
-        iterations: list[int],
-        batches: list[int],
-        values: list[Mapping[str, Any] | None],
+        rows: Any,
+        iterations: Any,
+        batches: Any,
+        values: Sequence[Mapping[str, Any] | None],
     ) -> None:
         """:meth:`write` for many rows at once (later rows win on repeated indices)."""
         index = np.asarray(rows, dtype=np.int64)
-        logged = [(row, entry) for row, entry in zip(rows, values, strict=True) if entry]
-        logged_rows = [row for row, _ in logged]
-        columns: dict[str, tuple[list[int], list[Any]]] = {}
-        for key in dict.fromkeys(key for _, entry in logged for key in entry):
-            if key in _COMPUTED:
-                continue
-            found = [entry.get(key) for _, entry in logged]
-            if all(type(value) is float for value in found):  # Keras' pythonified logs
-                columns[key] = (logged_rows, found)
-                continue
-            kept = [
-                (row, value)
-                for (row, _), value in zip(logged, found, strict=True)
-                if isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-            ]
-            if kept:
-                columns[key] = ([row for row, _ in kept], [value for _, value in kept])
+        if not len(index):
+            return
+        columns: Mapping[str, tuple[np.ndarray, Any]] | None = _same_keys_columns(index, values)
+        if columns is None:
+            columns = _logged_columns(index, values)
         with self._lock:
             needed = int(index.max()) + 1
             if needed > self._capacity:
@@ -161,7 +196,7 @@ class StepHistory:
                 column = self._columns.get(key)
                 if column is None:
                     column = self._columns[key] = np.full(self._capacity, np.nan)
-                column[np.asarray(at, dtype=np.int64)] = logged_values
+                column[at] = logged_values
             self._rows = max(self._rows, needed)
 
     def truncate(self, rows: int) -> None:
@@ -200,6 +235,8 @@ class _Epoch:
     rows: int | None = None  # set when the epoch ends
     samples: float | None = None  # the loss tracker's count at the end
     batch_samples: float | None = None  # samples per full batch
+    # (batch, logs) of the batch ends not yet written to rows
+    pending: deque[tuple[int, Mapping[str, Any] | None]] = field(default_factory=deque)
 
 
 class Recorder:
@@ -223,8 +260,11 @@ class Recorder:
         # With skipped updates: each row's real count, written on the training thread only
         # (batch ends may run on Keras' worker thread and must not race with it).
         self._real = np.zeros(0, dtype=np.int64)
-        # Batch ends only queue their logs (the per-step cost); rows are written in bulk.
-        self._pending: deque[tuple[_Epoch, int, Mapping[str, Any] | None]] = deque()
+        #: A batch end's whole per-step work: ``queue((batch, logs))`` appends to the current
+        #: epoch's queue (one C call, safe on any thread); rows are written in bulk when the
+        #: queue is drained. Before any epoch it discards.
+        discard: deque[tuple[int, Mapping[str, Any] | None]] = deque(maxlen=0)
+        self.queue: Callable[[tuple[int, Mapping[str, Any] | None]], None] = discard.append
 
     @property
     def epoch_seen(self) -> int:
@@ -242,7 +282,9 @@ class Recorder:
         are then set by :meth:`set_counts`)."""
         self._drain()  # an epoch cut short by an exception never reached epoch_end
         self._skipping = skipping
-        self._epochs.append(_Epoch(len(self.rows), start))
+        epoch = _Epoch(len(self.rows), start)
+        self._epochs.append(epoch)
+        self.queue = epoch.pending.append
         self._epoch_seen = 0
         self._steps_per_execution = steps_per_execution
 
@@ -252,47 +294,40 @@ class Recorder:
     def set_batch_samples(self, value: float | None) -> None:
         self._epochs[-1].batch_samples = value or 0.0
 
-    def batch_end(self, batch: int, logs: Mapping[str, Any] | None) -> None:
-        """Queue the logs of the steps up to ``batch``: one append, safe on any thread."""
-        if self._epochs:
-            self._pending.append((self._epochs[-1], batch, logs))
-
     def _drain(self) -> None:
-        """Write the queued rows (Keras logs once per execution: its steps share the logs).
+        """Write the current epoch's queued rows (Keras logs once per execution: its steps
+        share the logs).
 
         Batch ends may arrive out of order (Keras' worker threads): a row takes the
         latest step of its block of ``every`` among them, whatever the order.
         """
         with self._drain_lock:
-            queued = [self._pending.popleft() for _ in range(len(self._pending))]
+            if not self._epochs:
+                return
+            epoch = self._epochs[-1]
+            pending = epoch.pending
+            queued = [pending.popleft() for _ in range(len(pending))]
             if not queued:
                 return
-            current = self._epochs[-1]
-            seen = [batch + 1 for epoch, batch, _ in queued if epoch is current]
-            if seen:
-                self._epoch_seen = max(self._epoch_seen, max(seen))
+            batch_list, logs_list = zip(*queued, strict=True)
+            batches = np.array(batch_list, dtype=np.int64)
+            self._epoch_seen = max(self._epoch_seen, int(batches.max()) + 1)
             if self.every == 1 and self._steps_per_execution == 1:
                 # One row per step: nothing to choose between.
-                rows = [epoch.first_row + batch for epoch, batch, _ in queued]
-                counts = [epoch.start + batch + 1 for epoch, batch, _ in queued]
-                self.rows.write_many(rows, counts, [b for _, b, _ in queued], [logs for _, _, logs in queued])
+                self.rows.write_many(epoch.first_row + batches, epoch.start + batches + 1, batches, logs_list)
                 return
-            latest: dict[int, tuple[int, int, Mapping[str, Any] | None]] = {}
-            for epoch, batch, logs in queued:
+            latest: dict[int, tuple[int, Mapping[str, Any] | None]] = {}
+            for batch, logs in queued:
                 first = (batch // self._steps_per_execution) * self._steps_per_execution
                 for b in range(first, batch + 1):
                     if (b + 1) % self.every and b != batch:
                         continue  # a row holds the last recorded step of its block of `every`
                     row = epoch.first_row + b // self.every
                     if row not in latest or latest[row][0] < b:
-                        latest[row] = (b, epoch.start + b + 1, logs if b == batch else None)
+                        latest[row] = (b, logs if b == batch else None)
             rows = list(latest)
-            self.rows.write_many(
-                rows,
-                [latest[row][1] for row in rows],
-                [latest[row][0] for row in rows],
-                [latest[row][2] for row in rows],
-            )
+            steps = np.array([latest[row][0] for row in rows], dtype=np.int64)
+            self.rows.write_many(rows, epoch.start + steps + 1, steps, [latest[row][1] for row in rows])
 
     def epoch_end(self, ran: int, model: Any) -> None:
         """Close the epoch: ``ran`` steps really ran (a partial execution is reported full)."""

@@ -67,9 +67,10 @@ class ScheduleCallback(keras.callbacks.Callback):
         self._may_skip = False  # a LossScaleOptimizer may skip updates
         self._counted = 0  # batches of this epoch whose real count is recorded
         self._next_check = 0  # batch at which on_train_batch_begin has work to do
+        self._epoch_count = 0  # the callback count when the epoch began
         # The rate (and momentum) of the epoch's coming batches, for the batch logs:
         # (first callback count, rates, momenta), computed in bulk from the host-side formula.
-        self._batch_rates: tuple[int, list[float], list[float] | None] | None = None
+        self._batch_rates: tuple[int, list[float], list[float] | None] = (0, [], None)
         self._first_epoch = True  # the next epoch begin is a fit's first
         self._rate_before: float | None = None  # the optimizer's rate before ours
 
@@ -222,7 +223,7 @@ class ScheduleCallback(keras.callbacks.Callback):
         first = self._count() if first is None else first
         self._segments = [s for s in self._segments if s[0] < first]
         self._segments.append((first, copy.copy(self.schedule), self._offset))
-        self._batch_rates = None  # the batch logs' values are computed again from here
+        self._batch_rates = (0, [], None)  # the batch logs' values are computed again from here
 
     def _give_back_rate(self) -> None:
         """A fit refused before it drove anything: the optimizer applies its old rate."""
@@ -264,11 +265,10 @@ class ScheduleCallback(keras.callbacks.Callback):
             if self.schedule.state_key() != before:
                 self._record_segment()
         self._epoch_start = compat.read_counter(self._optimizer)
-        self._recorder.epoch_begin(
-            self._epoch_start + self._offset, self._steps_per_execution, skipping=self._may_skip
-        )
+        self._epoch_count = self._epoch_start + self._offset
+        self._recorder.epoch_begin(self._epoch_count, self._steps_per_execution, skipping=self._may_skip)
         self._counted = 0
-        self._batch_rates = None
+        self._batch_rates = (0, [], None)
         self._plan(self._epoch_start // self._accumulation, (self.params or {}).get("steps"))
         self._next_check = 1
 
@@ -285,44 +285,46 @@ class ScheduleCallback(keras.callbacks.Callback):
         self._next_check = batch + 1 if self._may_skip else work
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
-        self._recorder.batch_end(batch, logs)
-        if isinstance(logs, dict):
-            # For the callbacks after this one (TensorBoard writes batch logs as scalars):
-            # the rate of the batch's step, from the formula, with no device access.
-            rate, moment = self._batch_values(batch)
+        # The per-step cost of the callback: kept to one queue append, one lookup and
+        # a dict store or two (Keras runs this on its worker thread, between steps).
+        self._recorder.queue((batch, logs))
+        # For the callbacks after this one (TensorBoard writes batch logs as scalars):
+        # the rate of the batch's step, from the formula, with no device access.
+        first, rates, momenta = self._batch_rates
+        i = self._epoch_count + batch - first
+        if 0 <= i < len(rates) and type(logs) is dict:
+            logs["learning_rate"] = rates[i]
+            if momenta is not None:
+                logs["momentum"] = momenta[i]
+        elif isinstance(logs, dict):
+            rate, moment = self._values_for(self._epoch_count + batch, chunk=True)
             logs["learning_rate"] = rate
             if moment is not None:
                 logs["momentum"] = moment
 
     _BATCH_CHUNK = 4096
 
-    def _batch_values(self, batch: int) -> tuple[float, float | None]:
-        """Rate and momentum of this epoch's batch ``batch``, from a chunk computed in bulk."""
-        count = self._epoch_start + self._offset + batch
-        chunk = self._batch_rates
-        if chunk is None or not chunk[0] <= count < chunk[0] + len(chunk[1]):
-            steps = (self.params or {}).get("steps")  # the epoch's batches, when known
-            # Up to the count after the epoch's last step: the epoch's and the fit's end
-            # report the rates at those counts.
-            size = min(self._BATCH_CHUNK, steps + 1 - batch) if steps and steps > batch else 256
-            rates, momenta = self._values_at(count + np.arange(size))
-            chunk = self._batch_rates = (
-                count, rates.tolist(), None if momenta is None else momenta.tolist()
-            )
-        return self._from_chunk(chunk, count)
+    def _values_for(self, count: int, chunk: bool = False) -> tuple[float, float | None]:
+        """Rate and momentum of the step that starts at callback count ``count``.
 
-    @staticmethod
-    def _from_chunk(chunk: tuple[int, list[float], list[float] | None], count: int) -> tuple[float, float | None]:
-        first, rates, momenta = chunk
-        return rates[count - first], (None if momenta is None else momenta[count - first])
-
-    def _values_for(self, count: int) -> tuple[float, float | None]:
-        """Rate and momentum of the step that starts at callback count ``count``."""
-        chunk = self._batch_rates
-        if chunk is not None and chunk[0] <= count < chunk[0] + len(chunk[1]):
-            return self._from_chunk(chunk, count)
-        rates, momenta = self._values_at(np.array([count]))
-        return float(rates[0]), (None if momenta is None else float(momenta[0]))
+        With ``chunk``, the values of this epoch's steps from ``count`` on are computed in
+        bulk and kept for the coming batch ends.
+        """
+        first, rates, momenta = self._batch_rates
+        if first <= count < first + len(rates):
+            i = count - first
+            return rates[i], (None if momenta is None else momenta[i])
+        if not chunk:
+            values, moments = self._values_at(np.array([count]))
+            return float(values[0]), (None if moments is None else float(moments[0]))
+        batch = count - self._epoch_count
+        steps = (self.params or {}).get("steps")  # the epoch's batches, when known
+        # Up to the count after the epoch's last step: the epoch's and the fit's end
+        # report the rates at those counts.
+        size = min(self._BATCH_CHUNK, steps + 1 - batch) if steps and steps > batch else 256
+        values, moments = self._values_at(count + np.arange(size))
+        self._batch_rates = (count, values.tolist(), None if moments is None else moments.tolist())
+        return float(values[0]), (None if moments is None else float(moments[0]))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         model = self.model  # free here: Keras has just synced state for the epoch's end

@@ -79,7 +79,7 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self._hold = hold
         self._packed = PackedState((*self._INTS, *_COMMON_INTS), (*self._FLOATS, *_COMMON_FLOATS), "clrplug")
         self._optimizer: Any = None
-        self._momentum_variable: Any = None
+        self._momentum_view: Any = None  # what the optimizer reads its momentum from
         self._own_momentum: float | None = None
         self._saved_bound = saved_bound
         self._version: Any = None
@@ -187,7 +187,7 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
     @property
     def variable_count(self) -> int:
         """How many variables binding adds to the optimizer."""
-        return self._packed.variable_count + int(self._momentum is not None) + self._extra_variable_count()
+        return self._packed.variable_count + self._extra_variable_count()
 
     def _extra_variable_count(self) -> int:
         return 0
@@ -236,8 +236,8 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self._bind_extra(inner, prepared)
         if attribute is not None:
             self._own_momentum = float(getattr(inner, attribute))
-            self._momentum_variable = compat.momentum_variable(inner, self._own_momentum)
-            compat.drive_momentum(inner, self._momentum_variable, self._own_momentum)
+            self._momentum_view = compat.momentum_view(inner, self._own_momentum, self._momentum_now)
+            compat.drive_momentum(inner, self._momentum_view, self._own_momentum)
         self._optimizer = inner
         self._saved_bound = True
         self._remember_version()
@@ -284,10 +284,10 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
             momentum = self._own_momentum if self._own_momentum is not None else 0.0
         self._hold = Hold(True, value, checks.real("momentum", momentum, low=0.0, high=1.0))
         self._store()
-        if self._momentum_variable is not None:  # the optimizer reads its own momentum again now
-            self._momentum_variable.assign(self._hold.momentum)
-            if compat.torch_eager():
-                compat.drive_momentum(self._optimizer, self._hold.momentum, self._own_momentum or 0.0)
+        if self._momentum_view is not None and compat.torch_eager():
+            # The optimizer reads the held momentum from now on (elsewhere the view
+            # computes it from the state just stored).
+            compat.drive_momentum(self._optimizer, self._hold.momentum, self._own_momentum or 0.0)
 
     def release(self) -> None:
         """Let the schedule drive the rate again (the callbacks call it when ``fit`` begins)."""
@@ -353,11 +353,12 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
                 self._eager_block = cached
             rate = cached[1][i]
             moment = 0.0 if cached[2] is None else cached[2][i]
-        if self._momentum_variable is not None:
+        if self._momentum_view is not None:
             compat.drive_momentum(self._optimizer, float(moment), self._own_momentum or 0.0)
         return float(rate)
 
-    def _compiled(self, step: Any) -> Any:
+    def _compiled(self, step: Any, momentum: bool = False) -> Any:
+        """The rate at counter ``step`` (the momentum, with ``momentum``), in the step's ops."""
         t = ops.convert_to_tensor(step)
         if not keras.backend.is_int_dtype(t.dtype):
             t = ops.cast(ops.floor(t), "int32")
@@ -367,10 +368,15 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         u = t if self._accumulation == 1 else ops.floor_divide(t, ints["accumulation"])
         rate, moment = self._in_step(u, ints, floats)
         held = ints["hold"] > 0
-        rate = ops.where(held, floats["held_lr"], rate)
-        if self._momentum_variable is not None:
-            self._momentum_variable.assign(ops.where(held, floats["held_momentum"], moment))
-        return rate
+        if momentum:
+            return ops.where(held, floats["held_momentum"], moment)
+        return ops.where(held, floats["held_lr"], rate)
+
+    def _momentum_now(self) -> Any:
+        """The momentum the optimizer applies at its current count (what its update step
+        reads from :func:`compat.momentum_view`): in the compiled step, the same ops as
+        the rate's (the compiler shares them); on the host, evaluated eagerly."""
+        return ops.cast(self._compiled(self._optimizer.iterations, momentum=True), "float32")
 
     # -- serialisation --------------------------------------------------------------------------
 

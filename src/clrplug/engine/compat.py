@@ -16,6 +16,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from clrplug.errors import ClrplugError
+
 __all__ = [
     "counter",
     "counter_dtype",
@@ -26,7 +28,7 @@ __all__ = [
     "install_rate",
     "installed_rate",
     "momentum_attribute",
-    "momentum_variable",
+    "momentum_view",
     "read_counter",
     "read_metric_variable",
     "restore_trainer_state",
@@ -252,14 +254,34 @@ def momentum_attribute(optimizer: Any) -> str | None:
     return None
 
 
-class _MomentumVariable(keras.Variable):
-    """The momentum the update step reads; ``momentum != 0`` stays a Python bool.
+class _MomentumView(keras.Variable):
+    """The momentum the update step reads, computed from the schedule's state when read.
+
+    Not an optimizer variable: nothing is stored, saved or carried through the step (the
+    JAX trainer carries every optimizer variable through each step and re-tracks them on
+    the model, about 1-2 us a step each on a small model). Reading :attr:`value` inside the
+    compiled step evaluates the momentum there, from the optimizer's counter and the
+    schedule's state variable, next to the rate (XLA merges the two); on the host it
+    gives the current momentum.
 
     Keras 3.15 ``SGD.update_step`` branches on ``if self.momentum != 0`` in Python; a
-    plain Variable would make that a traced boolean. A cycled momentum keeps SGD's
-    velocity branch (it was built with momentum > 0), so the comparison with 0 is
-    answered on the host; everything else is a Keras variable's.
+    Variable would make that a traced boolean. A cycled momentum keeps SGD's velocity
+    branch (it was built with momentum > 0), so the comparison with 0 is answered on the
+    host. The update steps read it through ``ops.cast`` and arithmetic, which go through
+    :attr:`value` on every backend (JAX ``convert_to_tensor``, TensorFlow ``__tf_tensor__``).
     """
+
+    _clrplug_read: Callable[[], Any]
+
+    @property
+    def value(self) -> Any:
+        return self._clrplug_read()
+
+    def assign(self, value: Any) -> Any:
+        raise ClrplugError(
+            "this momentum is cycled by a clrplug schedule and cannot be assigned; hold a "
+            "plain one with schedule.hold(rate, momentum), or pass cycle_momentum=False."
+        )
 
     def __eq__(self, other: Any) -> Any:
         if isinstance(other, (int, float)) and other == 0:
@@ -272,19 +294,20 @@ class _MomentumVariable(keras.Variable):
         return super().__ne__(other)
 
 
-def momentum_variable(optimizer: Any, initial: float) -> Any:
-    """A float32 optimizer variable the update step can read its momentum from.
+def momentum_view(optimizer: Any, initial: float, read: Callable[[], Any]) -> Any:
+    """A float32 scalar the update step reads as its momentum; ``read()`` computes it.
 
-    Created like ``add_variable`` does (Keras 3.15: the optimizer's name scope, then the
-    private ``_track_variable``), as the subclass above.
+    Created in the optimizer's name scope (and tf.distribute strategy) as its own
+    variables are, but not tracked by it: the optimizer's variables, and so its
+    checkpoints, are unchanged by it.
     """
     with variable_scope(optimizer), keras.name_scope(optimizer.name, caller=optimizer):
-        variable = _MomentumVariable(
+        view = _MomentumView(
             initializer=keras.initializers.Constant(initial), shape=(), dtype="float32",
-            trainable=False, aggregation="only_first_replica", name="clrplug_momentum",
+            trainable=False, name="clrplug_momentum",
         )
-    optimizer._track_variable(variable)
-    return variable
+    view._clrplug_read = read
+    return view
 
 
 def drive_momentum(optimizer: Any, value: Any, original: float) -> None:

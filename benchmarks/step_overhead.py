@@ -625,11 +625,30 @@ def header(
     return lines
 
 
+def pooled(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several workers' of one backend: their pairs, one after another.
+
+    ``pids`` lists the workers and ``pairs_per_worker`` how many pairs each timed, so
+    that the summary can also report each worker's own median.
+    """
+    result = dict(results[0])
+    result["pids"] = [r["pid"] for r in results]
+    result["pairs_per_worker"] = len(results[0]["orders"])
+    result["orders"] = [order for r in results for order in r["orders"]]
+    for key in ("seconds_per_step", "short_seconds_per_step", "compiles_per_fit"):
+        if result.get(key) is not None:
+            result[key] = {
+                name: [value for r in results for value in r[key][name]] for name in result[key]
+            }
+    return result
+
+
 def summarise(result: dict[str, Any], previous: dict[str, Any] | None, steps: int) -> list[str]:
     times = result["seconds_per_step"]
     lines = [
         f"\n{result['backend']} {result['backend_version']} (keras {result['keras_version']}) "
-        f"on {result['device']}, worker pid {result['pid']} affinity {result['affinity']}"
+        f"on {result['device']}, worker pid {', '.join(map(str, result.get('pids', [result['pid']])))} "
+        f"affinity {result['affinity']}"
     ]
     for name, reason in result["skipped"].items():
         lines.append(f"  {name}: SKIPPED in the worker: {reason}")
@@ -664,7 +683,8 @@ def summarise(result: dict[str, Any], previous: dict[str, Any] | None, steps: in
     compiles = result.get("compiles_per_fit")
     short = result.get("short_steps") or 0
     if short:
-        lines += _per_step_lines(times, result["short_seconds_per_step"], steps, short)
+        workers = len(result.get("pids", [result["pid"]]))
+        lines += _per_step_lines(times, result["short_seconds_per_step"], steps, short, workers)
     if compiles is not None:
         cold = {name: sum(1 for c in counts if c) for name, counts in compiles.items()}
         cold_text = ", ".join(f"{name} {n}/{len(compiles[name])}" for name, n in cold.items() if n)
@@ -676,13 +696,19 @@ def summarise(result: dict[str, Any], previous: dict[str, Any] | None, steps: in
 
 
 def _per_step_lines(
-    long: dict[str, list[float]], short: dict[str, list[float]], steps: int, short_steps: int
+    long: dict[str, list[float]],
+    short: dict[str, list[float]],
+    steps: int,
+    short_steps: int,
+    workers: int = 1,
 ) -> list[str]:
     """Per-step cost and per-fit cost, split by the two fit lengths of each pair.
 
     A fit of ``n`` steps takes ``c + n * s``: ``s`` (per step) is the slope between the
     pair's fits of ``short_steps`` and ``steps`` steps, ``c`` (per fit: callback setup,
-    epoch-end work, fit()'s own) what is left of the short fit.
+    epoch-end work, fit()'s own) what is left of the short fit. With several workers
+    (their pairs one after another, equally many each) each worker's median per-step
+    ratio is listed too.
     """
 
     def split(name: str) -> tuple[list[float], list[float]]:
@@ -699,20 +725,27 @@ def _per_step_lines(
         f"  per step and per fit, from the slope between fits of {short_steps} and {steps} "
         f"steps (same pairs): fixed {fixed_slope * 1e6:.0f} us per step",
         f"  {'variant':8s} {'per-step ratio':>14s}  {'quartiles':13s} {'extra per step':>14s}"
-        f"  {'extra per fit':>13s}",
+        f"  {'extra per fit':>13s}" + ("  per-step ratio per worker" if workers > 1 else ""),
     ]
     for name in long:
         if name == "fixed":
             continue
         slopes, constants = split(name)
-        q1, median, q3 = _quartiles([v / f for v, f in zip(slopes, fixed_slopes, strict=True)])
+        ratios = [v / f for v, f in zip(slopes, fixed_slopes, strict=True)]
+        q1, median, q3 = _quartiles(ratios)
         _, extra_step, _ = _quartiles([v - f for v, f in zip(slopes, fixed_slopes, strict=True)])
         _, extra_fit, _ = _quartiles(
             [v - f for v, f in zip(constants, fixed_constants, strict=True)]
         )
+        each = ""
+        if workers > 1:
+            size = len(ratios) // workers
+            each = "  " + " ".join(
+                f"{_quartiles(ratios[i * size : (i + 1) * size])[1]:.3f}" for i in range(workers)
+            )
         lines.append(
             f"  {name:8s} {median:14.3f}  {q1:.3f}-{q3:.3f}   {extra_step * 1e6:9.2f} us"
-            f"  {extra_fit * 1e3:10.2f} ms"
+            f"  {extra_fit * 1e3:10.2f} ms" + each
         )
     return lines
 
@@ -755,6 +788,14 @@ def main() -> int:
         help="core to pin each worker to (default: the last usable one)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin the workers")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes per backend, one after another, their pairs pooled (default "
+        "1); each builds its own models, so a step-time bias of one model's memory layout "
+        "averages out instead of reading as a variant's cost",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the raw per-pair times here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--pin-core", type=int, default=None, help=argparse.SUPPRESS)
@@ -765,8 +806,8 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
     names = [n for n in VARIANTS if n == "fixed" or n in requested]
-    if args.pairs < 1 or args.steps < 1 or args.warmup_rounds < 1:
-        parser.error("--pairs, --steps and --warmup-rounds must be at least 1")
+    if args.pairs < 1 or args.steps < 1 or args.warmup_rounds < 1 or args.workers < 1:
+        parser.error("--pairs, --steps, --warmup-rounds and --workers must be at least 1")
     if not 0 <= args.short_steps < args.steps:
         parser.error(
             f"--short-steps must be >= 0 and below --steps ({args.steps}), got {args.short_steps}"
@@ -836,15 +877,20 @@ def main() -> int:
         ]
         if core is not None:
             cmd += ["--pin-core", str(core)]
-        out = subprocess.run(
-            cmd, env=_worker_env(backend), capture_output=True, text=True, check=False
-        )
-        marked = [ln for ln in out.stdout.splitlines() if ln.startswith(RESULT_MARK)]
-        if out.returncode != 0 or not marked:
-            print(f"\n{backend}: worker failed (exit {out.returncode})\n{out.stderr[-2000:]}")
+        results = []
+        for _ in range(args.workers):
+            out = subprocess.run(
+                cmd, env=_worker_env(backend), capture_output=True, text=True, check=False
+            )
+            marked = [ln for ln in out.stdout.splitlines() if ln.startswith(RESULT_MARK)]
+            if out.returncode != 0 or not marked:
+                print(f"\n{backend}: worker failed (exit {out.returncode})\n{out.stderr[-2000:]}")
+                break
+            results.append(json.loads(marked[-1][len(RESULT_MARK) :]))
+        if len(results) < args.workers:
             failed = True
             continue
-        result = json.loads(marked[-1][len(RESULT_MARK) :])
+        result = pooled(results)
         record["backends"][backend] = result
         print("\n".join(summarise(result, previous, args.steps)), flush=True)
         previous = result["callbacks"]

@@ -61,6 +61,11 @@ With ``--short-steps N`` each pair also times a fit of ``N`` steps per variant, 
 second table splits each variant's cost into per step (the slope between the two fit
 lengths, as a ratio to ``fixed``'s and in microseconds) and per fit (what is left of the
 short fit), so that a cost paid once per ``fit()`` does not read as a cost per step.
+``--workers N`` runs N worker processes per backend one after another and pools their
+pairs (listing each worker's median per-step ratio), and ``--rebuild-every K`` builds new
+models and callbacks every K pairs: a model's step time carries a bias of its own (on JAX
+about 1 %, from where its buffers landed; on TensorFlow one of two modes about 2x apart),
+which more models turn into noise the medians absorb instead of a variant's cost.
 A step time is the wall time of one ``fit()`` (``time.perf_counter``) divided by
 ``--steps``, so it includes ``fit()``'s fixed setup cost spread over the steps. ``--json``
 writes the raw per-pair times (seconds per step), the order of each pair and, on JAX, the
@@ -422,6 +427,7 @@ def worker(
     warmup_rounds: int,
     core: int | None,
     short_steps: int = 0,
+    rebuild_every: int = 0,
 ) -> dict[str, Any]:
     if core is not None:  # first, so that every thread started later inherits it
         os.sched_setaffinity(0, {core})
@@ -472,11 +478,10 @@ def worker(
             prepare(model)
         return model
 
-    models = {name: make_model(name) for name in run_names}
-
+    models: dict[str, Any] = {}
     compiles: dict[str, list[int]] = {name: [] for name in run_names}
 
-    def fit(name: str, n: int = steps) -> float:
+    def fit(name: str, n: int = steps, timed: bool = True) -> float:
         before = compiled() if compiled else 0
         start = time.perf_counter()
         models[name].fit(
@@ -489,22 +494,29 @@ def worker(
             callbacks=callbacks[name],
         )
         elapsed = time.perf_counter() - start
-        if compiled:
+        if compiled and timed:
             compiles[name].append(compiled() - before)
         return elapsed / n
 
-    # Untimed warm-up rounds, every variant once per round (tracing, compilation, the
-    # first fit's one-off work); the JAX compile counter says whether they sufficed.
-    for _ in range(warmup_rounds):
+    def build() -> None:
+        """New models (and callbacks) for every variant, then the untimed warm-up rounds,
+        every variant once per round (tracing, compilation, the first fit's one-off
+        work); the JAX compile counter says whether they sufficed."""
         for name in run_names:
-            fit(name)
-            if short_steps:
-                fit(name, short_steps)
-    compiles = {name: [] for name in run_names}  # count the timed fits only
+            callbacks[name] = VARIANTS[name].factory()
+            models[name] = make_model(name)
+        for _ in range(warmup_rounds):
+            for name in run_names:
+                fit(name, timed=False)
+                if short_steps:
+                    fit(name, short_steps, timed=False)
+
     times: dict[str, list[float]] = {name: [] for name in run_names}
     short_times: dict[str, list[float]] = {name: [] for name in run_names}
     orders: list[list[str]] = []
     for pair in range(pairs):
+        if pair == 0 or (rebuild_every and pair % rebuild_every == 0):
+            build()
         shift = pair % len(run_names)
         order = run_names[shift:] + run_names[:shift]
         orders.append(order)
@@ -605,9 +617,16 @@ def header(
         f"threads:  {' '.join(f'{k}=1' for k in THREAD_ENV)}, XLA_FLAGS+='{XLA_SINGLE_THREAD}', "
         "tf.config.threading intra/inter-op 1, torch.set_num_threads(1)",
         f"run:      {args.pairs} pairs x {args.steps} steps per fit() (batch {BATCH}, "
-        f"MLP 64-32-32-10, SGD momentum 0.9, one model per variant); {args.warmup_rounds} untimed "
-        "warm-up round(s) of one fit per variant; order rotates by one variant per pair; "
-        "step time = fit() wall time / steps"
+        f"MLP 64-32-32-10, SGD momentum 0.9, one model per variant"
+        + (f", new ones every {args.rebuild_every} pair(s)" if args.rebuild_every else "")
+        + f"); {args.warmup_rounds} untimed warm-up round(s) of one fit per variant"
+        + (" after each build" if args.rebuild_every else "")
+        + "; order rotates by one variant per pair; step time = fit() wall time / steps"
+        + (
+            f"; {args.workers} worker processes per backend, pairs pooled"
+            if args.workers > 1
+            else ""
+        )
         + (
             f"; each pair also times a fit of {args.short_steps} steps per variant (per-step "
             "cost = the slope between the two)"
@@ -796,6 +815,14 @@ def main() -> int:
         "1); each builds its own models, so a step-time bias of one model's memory layout "
         "averages out instead of reading as a variant's cost",
     )
+    parser.add_argument(
+        "--rebuild-every",
+        type=int,
+        default=0,
+        help="build new models (and callbacks) for every variant, and warm them up again, "
+        "every this many pairs (default 0: once); TensorFlow's step time on one model can "
+        "sit in one of two modes far apart, so there one model per variant is not enough",
+    )
     parser.add_argument("--json", metavar="PATH", help="write the raw per-pair times here")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--pin-core", type=int, default=None, help=argparse.SUPPRESS)
@@ -808,6 +835,8 @@ def main() -> int:
     names = [n for n in VARIANTS if n == "fixed" or n in requested]
     if args.pairs < 1 or args.steps < 1 or args.warmup_rounds < 1 or args.workers < 1:
         parser.error("--pairs, --steps, --warmup-rounds and --workers must be at least 1")
+    if args.rebuild_every < 0:
+        parser.error(f"--rebuild-every must be >= 0, got {args.rebuild_every}")
     if not 0 <= args.short_steps < args.steps:
         parser.error(
             f"--short-steps must be >= 0 and below --steps ({args.steps}), got {args.short_steps}"
@@ -815,7 +844,13 @@ def main() -> int:
 
     if args.worker:
         result = worker(
-            names, args.pairs, args.steps, args.warmup_rounds, args.pin_core, args.short_steps
+            names,
+            args.pairs,
+            args.steps,
+            args.warmup_rounds,
+            args.pin_core,
+            args.short_steps,
+            args.rebuild_every,
         )
         print(RESULT_MARK + json.dumps(result), flush=True)
         return 0
@@ -874,6 +909,8 @@ def main() -> int:
             str(args.warmup_rounds),
             "--variants",
             ",".join(names),
+            "--rebuild-every",
+            str(args.rebuild_every),
         ]
         if core is not None:
             cmd += ["--pin-core", str(core)]

@@ -29,8 +29,9 @@ from clrplug.cycle import (
     resolve_scale,
     resolve_waveform,
 )
-from clrplug.engine import compat, step, twins
+from clrplug.engine import step, twins
 from clrplug.engine.base import NO_HOLD, EngineSchedule, Hold
+from clrplug.engine.state import PackedState
 from clrplug.errors import (
     ClrplugError,
     InvalidArgumentError,
@@ -161,7 +162,10 @@ class CyclicalSchedule(EngineSchedule):
         self._origin = self._check_origin(origin, bounds, geometry)
         # The first x the table holds: cycles count from 1, cycle iterations from 0.
         self._table_origin = 1 if scale.scale_mode == "cycle" else 0
-        self._table_variable: Any = None
+        if self.tabulated:  # the table rides in the state variable, after the fields
+            self._packed = PackedState(
+                self._packed.int_fields, self._packed.float_fields, self._packed.prefix, TABLE_SIZE
+            )
         # A function given directly that is not a registered policy cannot be saved by name.
         self._user_fn = scale.policy.source is USER
 
@@ -286,19 +290,9 @@ class CyclicalSchedule(EngineSchedule):
 
     # -- the scale table (policies without a keras.ops twin) ----------------------------
 
-    def _extra_variable_count(self) -> int:
-        return int(self.tabulated)
-
-    def _prepare_extra(self) -> np.ndarray | None:
-        return self._table_values(self._table_origin) if self.tabulated else None
-
-    def _bind_extra(self, optimizer: Any, prepared: Any) -> None:
+    def _prepare_table(self) -> None:
         if self.tabulated:
-            with compat.variable_scope(optimizer):
-                self._table_variable = optimizer.add_variable(
-                    (TABLE_SIZE,), initializer="zeros", dtype="float32", name="clrplug_scale_table"
-                )
-            self._fill_table(self._table_origin, prepared)
+            self._packed.table = self._table_values(self._table_origin)
 
     def table_x(self, updates: Any) -> np.ndarray:
         """The x (cycle number or cycle iteration) the scale is read at for update counts."""
@@ -333,11 +327,10 @@ class CyclicalSchedule(EngineSchedule):
         x = origin + np.arange(TABLE_SIZE, dtype=np.float64)
         return np.asarray(self._scale(x)).astype(np.float32)
 
-    def _fill_table(self, origin: int, values: np.ndarray | None = None) -> None:
-        values = self._table_values(origin) if values is None else values
+    def _fill_table(self, origin: int) -> None:
+        values = self._table_values(origin)
         self._table_origin = origin
-        if self._table_variable is not None:
-            self._table_variable.assign(values)
+        self._packed.table = values
         self._store()
 
     # -- evaluation -------------------------------------------------------------------------
@@ -349,12 +342,12 @@ class CyclicalSchedule(EngineSchedule):
     def _in_step(self, u: Any, ints: Mapping[str, Any], floats: Mapping[str, Any]) -> tuple[Any, Any]:
         scale = self._scale_twin
         if scale is None:
-            if self._table_variable is None:
+            if not self._packed.bound:
                 raise ClrplugError(
                     f"{self._scale.policy.label} is read from a scale table, which only a bound "
                     "schedule has: use clrplug.CyclicLR."
                 )
-            table, origin = self._table_variable, ints["table_origin"]
+            table, origin = self._packed.table_tensor(), ints["table_origin"]
 
             def scale(x: Any) -> Any:
                 return ops.take(table, ops.clip(x - origin, 0, TABLE_SIZE - 1))

@@ -80,6 +80,7 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self._packed = PackedState((*self._INTS, *_COMMON_INTS), (*self._FLOATS, *_COMMON_FLOATS), "clrplug")
         self._optimizer: Any = None
         self._momentum_view: Any = None  # what the optimizer reads its momentum from
+        self._momentum_attribute = ""  # its name on the optimizer ("momentum" or "beta_1")
         self._own_momentum: float | None = None
         self._saved_bound = saved_bound
         self._version: Any = None
@@ -127,7 +128,7 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         """
         if not self._packed.bound:
             return
-        ints, floats = self._packed.read()
+        ints, floats, table = self._packed.read()
         self._check_common(ints, floats)
         try:
             own = self._decode_own_fields(ints, floats)
@@ -139,6 +140,7 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self._hold = Hold(bool(ints["hold"]), floats["held_lr"], floats["held_momentum"])
         for attribute, value in own.items():
             setattr(self, attribute, value)
+        self._packed.table = table
         self._remember_version()
 
     def _damaged(self, detail: str) -> ClrplugError:
@@ -187,17 +189,11 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
     @property
     def variable_count(self) -> int:
         """How many variables binding adds to the optimizer."""
-        return self._packed.variable_count + self._extra_variable_count()
+        return self._packed.variable_count
 
-    def _extra_variable_count(self) -> int:
-        return 0
-
-    def _prepare_extra(self) -> Any:
-        """Compute what :meth:`_bind_extra` will store (may raise; nothing is bound yet)."""
-        return None
-
-    def _bind_extra(self, optimizer: Any, prepared: Any) -> None:
-        """Create variables beyond the packed state (a scale table), holding ``prepared``."""
+    def _prepare_table(self) -> None:
+        """Compute the packed state's table before its variable is created (may raise:
+        nothing is bound yet). Schedules without a table have nothing to do."""
 
     def bind(self, optimizer: Any) -> None:
         """Keep the schedule's numbers in ``optimizer``'s variables from now on.
@@ -231,11 +227,11 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         gradient_accumulation = getattr(inner, "gradient_accumulation_steps", None) or 1
         self._accumulation = int(gradient_accumulation)
         self._eager_block = None
-        prepared = self._prepare_extra()  # a user's scale function may raise: before any variable
+        self._prepare_table()  # a user's scale function may raise: before any variable
         self._packed.bind(inner, *self._fields())
-        self._bind_extra(inner, prepared)
         if attribute is not None:
             self._own_momentum = float(getattr(inner, attribute))
+            self._momentum_attribute = attribute
             self._momentum_view = compat.momentum_view(inner, self._own_momentum, self._momentum_now)
             compat.drive_momentum(inner, self._momentum_view, self._own_momentum)
         self._optimizer = inner
@@ -353,8 +349,8 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
                 self._eager_block = cached
             rate = cached[1][i]
             moment = 0.0 if cached[2] is None else cached[2][i]
-        if self._momentum_view is not None:
-            compat.drive_momentum(self._optimizer, float(moment), self._own_momentum or 0.0)
+        if self._momentum_view is not None:  # what this step's update reads, set per step
+            compat.set_momentum(self._optimizer, self._momentum_attribute, float(moment))
         return float(rate)
 
     def _compiled(self, step: Any, momentum: bool = False) -> Any:

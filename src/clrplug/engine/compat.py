@@ -33,6 +33,7 @@ __all__ = [
     "read_metric_variable",
     "restore_trainer_state",
     "save_trainer_state",
+    "set_momentum",
     "set_rate_object",
     "set_training_mode",
     "sync_state",
@@ -332,6 +333,12 @@ def drive_momentum(optimizer: Any, value: Any, original: float) -> None:
 
         object.__setattr__(optimizer, "get_config", get_config)
     object.__setattr__(optimizer, "_clrplug_own_momentum", float(original))
+
+
+def set_momentum(optimizer: Any, attribute: str, value: float) -> None:
+    """Set the momentum the next update step reads, once :func:`drive_momentum` has run
+    (PyTorch's eager step, every step: only the attribute, no checks)."""
+    object.__setattr__(optimizer, attribute, value)
 
 
 def _shapes_differ(optimizer: Any, store: Any) -> bool:

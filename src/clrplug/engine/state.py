@@ -3,9 +3,11 @@
 Named integers come first in one integer vector (the counter's dtype); named floats
 follow as float32 words stored bit for bit in the same vector, each float as three
 words, so a float64 value such as ``base_lr=0.001`` round-trips exactly through
-checkpoints while the step reads the first word. One variable: a reset or a hold is
-one host-to-device copy, and the step carries one more array. Until bound to an
-optimizer the same values are constants, as in Keras' own schedules.
+checkpoints while the step reads the first word; a table of float32 values, when the
+schedule has one, comes last. One variable: a reset, a hold or a refill is one
+host-to-device copy, and the step carries one more array (each array the JAX trainer
+carries costs a few microseconds a step in its Python). Until bound to an optimizer the
+same values are constants, as in Keras' own schedules.
 """
 
 from __future__ import annotations
@@ -43,12 +45,17 @@ class PackedState:
         ints: names of the integer fields, in storage order.
         floats: names of the float fields, in storage order.
         prefix: prefix of the variable's name.
+        table_size: float32 values stored after the fields (0: no table); only a bound
+            state has them.
     """
 
-    def __init__(self, ints: Sequence[str], floats: Sequence[str], prefix: str) -> None:
+    def __init__(self, ints: Sequence[str], floats: Sequence[str], prefix: str, table_size: int = 0) -> None:
         self.int_fields = tuple(ints)
         self.float_fields = tuple(floats)
         self.prefix = prefix
+        self.table_size = table_size
+        #: The table as last written or read back (float32), written with the fields.
+        self.table = np.zeros(table_size, dtype=np.float32)
         self.variable: Any = None
 
     @property
@@ -65,8 +72,8 @@ class PackedState:
         return int_values, np.array(words, dtype=np.float32)
 
     def _word_slots(self, dtype: np.dtype) -> int:
-        """Elements of ``dtype`` that hold the float words (an int64 holds two)."""
-        return -(-3 * len(self.float_fields) // (dtype.itemsize // 4))
+        """Elements of ``dtype`` that hold the float words and the table (an int64 holds two)."""
+        return -(-(3 * len(self.float_fields) + self.table_size) // (dtype.itemsize // 4))
 
     def bind(self, optimizer: Any, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
         """Create the variable on ``optimizer`` (public ``add_variable``) and write the values."""
@@ -100,10 +107,12 @@ class PackedState:
                 )
         padded = np.zeros(self._word_slots(dtype) * (dtype.itemsize // 4), dtype=np.float32)
         padded[: len(words)] = words
+        padded[len(words) : len(words) + self.table_size] = self.table
         self.variable.assign(np.concatenate([int_values.astype(dtype), padded.view(dtype)]))
 
-    def read(self) -> tuple[dict[str, int], dict[str, float]]:
-        """The variable's values on the host (on JAX, sync the trainer's state first)."""
+    def read(self) -> tuple[dict[str, int], dict[str, float], np.ndarray]:
+        """The variable's fields and table on the host (on JAX, sync the trainer's state
+        first); :attr:`table` is left as it was (the caller checks what it read first)."""
         values = np.asarray(ops.convert_to_numpy(self.variable.value)).astype(self._dtype(), copy=False)
         count = len(self.int_fields)
         words = np.ascontiguousarray(values[count:]).view(np.float32)
@@ -111,7 +120,8 @@ class PackedState:
         floats = {
             name: join_words(words[3 * i : 3 * i + 3]) for i, name in enumerate(self.float_fields)
         }
-        return ints, floats
+        first = 3 * len(self.float_fields)
+        return ints, floats, words[first : first + self.table_size].copy()
 
     def version(self) -> tuple[Any, ...]:
         """A token that changes when the variable is assigned (PyTorch only)."""
@@ -134,3 +144,9 @@ class PackedState:
             {name: int_tensor[i] for i, name in enumerate(self.int_fields)},
             {name: word_tensor[3 * i] for i, name in enumerate(self.float_fields)},
         )
+
+    def table_tensor(self) -> Any:
+        """In-step view of the table (bound only): a slice of the bitcast variable."""
+        state = ops.convert_to_tensor(self.variable)
+        first = 3 * len(self.float_fields)
+        return ops.view(state[len(self.int_fields) :], "float32")[first : first + self.table_size]

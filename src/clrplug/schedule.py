@@ -347,10 +347,10 @@ class CyclicalSchedule(EngineSchedule):
                     f"{self._scale.policy.label} is read from a scale table, which only a bound "
                     "schedule has: use clrplug.CyclicLR."
                 )
-            table, origin = self._packed.table_tensor(), ints["table_origin"]
+            packed, origin = self._packed, ints["table_origin"]
 
             def scale(x: Any) -> Any:
-                return ops.take(table, ops.clip(x - origin, 0, TABLE_SIZE - 1))
+                return packed.table_value(ops.clip(x - origin, 0, TABLE_SIZE - 1))
 
         return step.cyclic(
             u, ints, floats, shape=self._shape_twin, scale=scale,

@@ -135,7 +135,10 @@ class PackedState:
             state = ops.convert_to_tensor(self.variable)
             count = len(self.int_fields)
             int_tensor = state[:count]
-            word_tensor = ops.view(state[count:], "float32")  # a bitcast
+            # The float words only (not the table after them): a bitcast of a few elements.
+            per_element = self._dtype().itemsize // 4
+            word_elements = -(-3 * len(self.float_fields) // per_element)
+            word_tensor = ops.view(state[count : count + word_elements], "float32")
         else:
             int_values, words = self._encode(ints, floats)
             int_tensor = ops.convert_to_tensor(int_values.astype(int_dtype))
@@ -145,8 +148,15 @@ class PackedState:
             {name: word_tensor[3 * i] for i, name in enumerate(self.float_fields)},
         )
 
-    def table_tensor(self) -> Any:
-        """In-step view of the table (bound only): a slice of the bitcast variable."""
+    def table_value(self, index: Any) -> Any:
+        """In-step: the table's value at ``index`` (an integer tensor; bound only).
+
+        Gathers the one element holding that word and bitcasts it, so the step never
+        copies the table (an int64 element holds two words, on TensorFlow).
+        """
         state = ops.convert_to_tensor(self.variable)
-        first = 3 * len(self.float_fields)
-        return ops.view(state[len(self.int_fields) :], "float32")[first : first + self.table_size]
+        per_element = self._dtype().itemsize // 4
+        word = ops.convert_to_tensor(index) + (3 * len(self.float_fields))
+        element = len(self.int_fields) + word // per_element
+        words = ops.view(ops.take(state, ops.reshape(element, (1,))), "float32")
+        return words[0] if per_element == 1 else ops.take(words, word % per_element)

@@ -481,8 +481,11 @@ def worker(
     models: dict[str, Any] = {}
     compiles: dict[str, list[int]] = {name: [] for name in run_names}
 
+    cpu: dict[tuple[str, int], list[float]] = {}  # (variant, steps) -> CPU seconds per step
+
     def fit(name: str, n: int = steps, timed: bool = True) -> float:
         before = compiled() if compiled else 0
+        cpu_start = time.process_time()
         start = time.perf_counter()
         models[name].fit(
             x[: BATCH * n],
@@ -494,6 +497,9 @@ def worker(
             callbacks=callbacks[name],
         )
         elapsed = time.perf_counter() - start
+        cpu_elapsed = time.process_time() - cpu_start
+        if timed:
+            cpu.setdefault((name, n), []).append(cpu_elapsed / n)
         if compiled and timed:
             compiles[name].append(compiled() - before)
         return elapsed / n
@@ -550,6 +556,11 @@ def worker(
         # With --short-steps: the same pairs' fits of that many steps (seconds per step).
         "short_steps": short_steps,
         "short_seconds_per_step": short_times if short_steps else None,
+        # The same fits' CPU time (all of the worker's threads), seconds per step.
+        "cpu_seconds_per_step": {name: cpu.get((name, steps), []) for name in run_names},
+        "short_cpu_seconds_per_step": (
+            {name: cpu.get((name, short_steps), []) for name in run_names} if short_steps else None
+        ),
         # XLA compilations during each timed fit (JAX only; null elsewhere): 0 if warm.
         "compiles_per_fit": compiles if compiled else None,
     }
@@ -654,7 +665,13 @@ def pooled(results: list[dict[str, Any]]) -> dict[str, Any]:
     result["pids"] = [r["pid"] for r in results]
     result["pairs_per_worker"] = len(results[0]["orders"])
     result["orders"] = [order for r in results for order in r["orders"]]
-    for key in ("seconds_per_step", "short_seconds_per_step", "compiles_per_fit"):
+    for key in (
+        "seconds_per_step",
+        "short_seconds_per_step",
+        "cpu_seconds_per_step",
+        "short_cpu_seconds_per_step",
+        "compiles_per_fit",
+    ):
         if result.get(key) is not None:
             result[key] = {
                 name: [value for r in results for value in r[key][name]] for name in result[key]
@@ -704,6 +721,19 @@ def summarise(result: dict[str, Any], previous: dict[str, Any] | None, steps: in
     if short:
         workers = len(result.get("pids", [result["pid"]]))
         lines += _per_step_lines(times, result["short_seconds_per_step"], steps, short, workers)
+        if result.get("short_cpu_seconds_per_step"):
+            cpu_lines = _per_step_lines(
+                result["cpu_seconds_per_step"],
+                result["short_cpu_seconds_per_step"],
+                steps,
+                short,
+                workers,
+            )
+            cpu_lines[0] = (
+                "  the same split in CPU time (all threads; unlike wall time, blind to a "
+                f"thread waiting on the one core): fixed {cpu_lines[0].rsplit(': fixed ', 1)[1]}"
+            )
+            lines += cpu_lines
     if compiles is not None:
         cold = {name: sum(1 for c in counts if c) for name, counts in compiles.items()}
         cold_text = ", ".join(f"{name} {n}/{len(compiles[name])}" for name, n in cold.items() if n)

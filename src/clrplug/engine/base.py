@@ -81,6 +81,9 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self._optimizer: Any = None
         self._momentum_view: Any = None  # what the optimizer reads its momentum from
         self._momentum_attribute = ""  # its name on the optimizer ("momentum" or "beta_1")
+        # TensorFlow: (graph, momentum) computed with the rate in that graph's step, so the
+        # update steps (one per variable) read it instead of computing it again each.
+        self._momentum_in_graph: tuple[Any, Any] | None = None
         self._own_momentum: float | None = None
         self._saved_bound = saved_bound
         self._version: Any = None
@@ -364,15 +367,21 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         u = t if self._accumulation == 1 else ops.floor_divide(t, ints["accumulation"])
         rate, moment = self._in_step(u, ints, floats)
         held = ints["hold"] > 0
-        if momentum:
-            return ops.where(held, floats["held_momentum"], moment)
-        return ops.where(held, floats["held_lr"], rate)
+        if moment is not None:
+            moment = ops.cast(ops.where(held, floats["held_momentum"], moment), "float32")
+            graph = compat.tf_graph()
+            self._momentum_in_graph = None if graph is None else (graph, moment)
+        return moment if momentum else ops.where(held, floats["held_lr"], rate)
 
     def _momentum_now(self) -> Any:
         """The momentum the optimizer applies at its current count (what its update step
         reads from :func:`compat.momentum_view`): in the compiled step, the same ops as
-        the rate's (the compiler shares them); on the host, evaluated eagerly."""
-        return ops.cast(self._compiled(self._optimizer.iterations, momentum=True), "float32")
+        the rate's (XLA merges them; in a TensorFlow graph the value computed with this
+        step's rate is reused); on the host, evaluated eagerly."""
+        stashed = self._momentum_in_graph
+        if stashed is not None and stashed[0] is compat.tf_graph():
+            return stashed[1]
+        return self._compiled(self._optimizer.iterations, momentum=True)
 
     # -- serialisation --------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ __all__ = [
     "set_rate_object",
     "set_training_mode",
     "sync_state",
+    "tf_graph",
     "torch_eager",
     "training_mode",
     "untrack_variables",
@@ -167,6 +168,19 @@ def restore_trainer_state(model: Any, saved: dict[str, Any]) -> None:
             vars(model).pop(name, None)
         else:
             object.__setattr__(model, name, value)
+
+
+def tf_graph() -> Any:
+    """The TensorFlow graph being built now (a ``tf.function`` trace), else None.
+
+    TensorFlow on CPU runs that graph op by op, without XLA's common-subexpression
+    merging, so a value computed twice in it costs twice.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    return tf.compat.v1.get_default_graph() if tf.inside_function() else None
 
 
 def torch_eager() -> bool:

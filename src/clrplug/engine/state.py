@@ -143,9 +143,13 @@ class PackedState:
             int_values, words = self._encode(ints, floats)
             int_tensor = ops.convert_to_tensor(int_values.astype(int_dtype))
             word_tensor = ops.convert_to_tensor(words)
+        # One unstack each, not an index op per field: TensorFlow runs its graph op by op
+        # (no XLA on CPU), a few microseconds each; XLA fuses either way.
+        int_values_in_step = ops.unstack(int_tensor)
+        words_in_step = ops.unstack(word_tensor)
         return (
-            {name: int_tensor[i] for i, name in enumerate(self.int_fields)},
-            {name: word_tensor[3 * i] for i, name in enumerate(self.float_fields)},
+            {name: int_values_in_step[i] for i, name in enumerate(self.int_fields)},
+            {name: words_in_step[3 * i] for i, name in enumerate(self.float_fields)},
         )
 
     def table_value(self, index: Any) -> Any:

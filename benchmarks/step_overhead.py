@@ -656,7 +656,7 @@ def header(
 
 
 def pooled(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """One result from several workers' of one backend: their pairs, one after another.
+    """One result from several workers' results for one backend: their pairs, in turn.
 
     ``pids`` lists the workers and ``pairs_per_worker`` how many pairs each timed, so
     that the summary can also report each worker's own median.

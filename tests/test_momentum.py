@@ -120,6 +120,23 @@ def test_momentum_is_off_by_default_and_the_optimizers_own_is_applied() -> None:
     assert "momentum" not in clr.history and "momentum" not in model.history.history
 
 
+def test_the_optimizers_momentum_reads_the_cycle_and_adds_no_variable() -> None:
+    """Read on the host, the momentum the optimizer sees is the cycle's at its count; it is
+    computed from the state, so the optimizer holds the one state variable and no momentum
+    variable, and it cannot be assigned past the schedule."""
+    model = rate_probe_model(sgd())
+    clr = CyclicLR(0.01, 0.05, 3, cycle_momentum=True)
+    clr.attach(model)
+    names = [v.path.rsplit("/", 1)[-1] for v in model.optimizer.variables]
+    assert [n for n in names if n.startswith("clrplug")] == ["clrplug_state"]
+    _, momentum = torch_cyclic(8, 0.01, 0.05, 3, cycle_momentum=True)
+    for count in (0, 2, 3, 7):
+        model.optimizer.iterations.assign(count)
+        assert value(model.optimizer.momentum) == pytest.approx(momentum[count], rel=1e-6)
+    with pytest.raises(ClrplugError, match="cannot be assigned"):
+        model.optimizer.momentum.assign(0.5)
+
+
 def test_the_defaults_are_base_0_8_and_max_0_9() -> None:
     clr = CyclicLR(0.01, 0.05, 2, cycle_momentum=True)
     run = fit_probe(rate_probe_model(sgd()), 8, [clr])

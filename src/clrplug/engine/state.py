@@ -71,9 +71,15 @@ class PackedState:
         words = [w for name in self.float_fields for w in split_words(float(floats[name]))]
         return int_values, np.array(words, dtype=np.float32)
 
-    def _word_slots(self, dtype: np.dtype) -> int:
-        """Elements of ``dtype`` that hold the float words and the table (an int64 holds two)."""
-        return -(-(3 * len(self.float_fields) + self.table_size) // (dtype.itemsize // 4))
+    @staticmethod
+    def _per_element(dtype: np.dtype) -> int:
+        """Float32 words one element of ``dtype`` holds (an int64 holds two)."""
+        return dtype.itemsize // 4
+
+    def _word_slots(self, dtype: np.dtype, table: bool = True) -> int:
+        """Elements of ``dtype`` that hold the float words (and the table, with ``table``)."""
+        words = 3 * len(self.float_fields) + (self.table_size if table else 0)
+        return -(-words // self._per_element(dtype))
 
     def bind(self, optimizer: Any, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
         """Create the variable on ``optimizer`` (public ``add_variable``) and write the values."""
@@ -105,7 +111,7 @@ class PackedState:
                     f"{name}={value} does not fit the optimizer's {dtype} counter "
                     f"({limits.min}..{limits.max})."
                 )
-        padded = np.zeros(self._word_slots(dtype) * (dtype.itemsize // 4), dtype=np.float32)
+        padded = np.zeros(self._word_slots(dtype) * self._per_element(dtype), dtype=np.float32)
         padded[: len(words)] = words
         padded[len(words) : len(words) + self.table_size] = self.table
         self.variable.assign(np.concatenate([int_values.astype(dtype), padded.view(dtype)]))
@@ -136,8 +142,7 @@ class PackedState:
             count = len(self.int_fields)
             int_tensor = state[:count]
             # The float words only (not the table after them): a bitcast of a few elements.
-            per_element = self._dtype().itemsize // 4
-            word_elements = -(-3 * len(self.float_fields) // per_element)
+            word_elements = self._word_slots(self._dtype(), table=False)
             word_tensor = ops.view(state[count : count + word_elements], "float32")
         else:
             int_values, words = self._encode(ints, floats)
@@ -159,7 +164,7 @@ class PackedState:
         copies the table (an int64 element holds two words, on TensorFlow).
         """
         state = ops.convert_to_tensor(self.variable)
-        per_element = self._dtype().itemsize // 4
+        per_element = self._per_element(self._dtype())
         word = ops.convert_to_tensor(index) + (3 * len(self.float_fields))
         element = len(self.int_fields) + word // per_element
         words = ops.view(ops.take(state, ops.reshape(element, (1,))), "float32")

@@ -14,6 +14,8 @@ another):
   ``clrplug-sinusoidal`` plugin; skipped, with the reason printed, when that plugin
   does not provide it (never replaced by a copy).
 - ``lambda`` : ``CyclicLR(scale_fn=lambda x: 1/(5**(x*0.0001)), scale_mode="iterations")``.
+- ``keras``  : no callback; the model's SGD has Keras' own ``CosineDecay`` with a warm-up
+  (``keras.optimizers.schedules``): what a schedule of Keras itself costs, for scale.
 - ``schedule``: no callback; the model's SGD has ``learning_rate=CyclicalSchedule(...)``
   (triangular2): the cost of computing the rate inside the compiled step, alone.
 - ``bound``  : as ``schedule``, bound to the optimizer (``schedule.bind``), so that its
@@ -242,6 +244,24 @@ def _cyclical_schedule() -> Any:
     return CyclicalSchedule(BASE_LR, MAX_LR, STEP_SIZE, mode="triangular2")
 
 
+def _keras_cosine() -> Any:
+    import keras
+
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, 10**7, alpha=0.1, warmup_target=MAX_LR, warmup_steps=1000
+    )
+
+
+@variant(
+    "keras",
+    f"no callback; SGD(learning_rate=keras.optimizers.schedules.CosineDecay(0.0, 10**7, "
+    f"alpha=0.1, warmup_target={MAX_LR}, warmup_steps=1000)): Keras' own schedule, for scale",
+    learning_rate=_keras_cosine,
+)
+def _keras() -> list[Any]:
+    return []
+
+
 @variant(
     "schedule",
     f'no callback; SGD(learning_rate=CyclicalSchedule({CLR_ARGS}, mode="triangular2")): '
@@ -379,6 +399,31 @@ def _setter() -> list[Any]:
 # -- the worker (one backend, one process) ------------------------------------------------
 
 
+def build_model(spec: Variant) -> Any:
+    """The benchmark's model for ``spec``, compiled (and prepared): an MLP 64-32-32-10
+    with SGD (momentum 0.9) at a fixed 0.01 or the variant's schedule."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(
+            spec.learning_rate() if spec.learning_rate else 0.01, momentum=0.9
+        ),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    if spec.prepare is not None:
+        spec.prepare(model)
+    return model
+
+
 def _backend_info(backend: str) -> tuple[str, str]:
     """The backend's version and the device Keras trains on, after single-threading it."""
     if backend == "tensorflow":
@@ -456,28 +501,6 @@ def worker(
     x = rng.normal(size=(BATCH * steps, 64)).astype("float32")
     y = rng.integers(0, 10, size=(BATCH * steps,))
 
-    def make_model(name: str) -> keras.Model:
-        learning_rate = VARIANTS[name].learning_rate
-        keras.utils.set_random_seed(1)
-        model = keras.Sequential(
-            [
-                keras.Input((64,)),
-                keras.layers.Dense(32, activation="relu"),
-                keras.layers.Dense(32, activation="relu"),
-                keras.layers.Dense(10),
-            ]
-        )
-        model.compile(
-            optimizer=keras.optimizers.SGD(
-                learning_rate() if learning_rate else 0.01, momentum=0.9
-            ),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        )
-        prepare = VARIANTS[name].prepare
-        if prepare is not None:
-            prepare(model)
-        return model
-
     models: dict[str, Any] = {}
     compiles: dict[str, list[int]] = {name: [] for name in run_names}
 
@@ -510,7 +533,7 @@ def worker(
         work); the JAX compile counter says whether they sufficed."""
         for name in run_names:
             callbacks[name] = VARIANTS[name].factory()
-            models[name] = make_model(name)
+            models[name] = build_model(VARIANTS[name])
         for _ in range(warmup_rounds):
             for name in run_names:
                 fit(name, timed=False)

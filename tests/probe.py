@@ -301,8 +301,10 @@ def _biases(model: keras.Model) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(model.layers[0].bias), dtype=np.float64)
 
 
-def rate_probe_model(optimizer: Any = None, steps_per_execution: int = 1) -> keras.Model:
-    """A compiled rate probe: ``Dense(5)`` on zero inputs, float32, zero-initialised."""
+def rate_probe_model(optimizer: Any = None, steps_per_execution: int = 1,
+                     jit_compile: bool | str = "auto") -> keras.Model:
+    """A compiled rate probe: ``Dense(5)`` on zero inputs, float32, zero-initialised;
+    ``jit_compile`` is ``compile()``'s (``True``: XLA on JAX and TensorFlow)."""
     model = keras.Sequential(
         [
             keras.Input((1,)),
@@ -311,16 +313,18 @@ def rate_probe_model(optimizer: Any = None, steps_per_execution: int = 1) -> ker
         ]
     )
     _compile_probe(model, optimizer if optimizer is not None else keras.optimizers.SGD(0.1),
-                   steps_per_execution)
+                   steps_per_execution, jit_compile)
     return model
 
 
-def _compile_probe(model: keras.Model, optimizer: Any, steps_per_execution: int) -> None:
+def _compile_probe(model: keras.Model, optimizer: Any, steps_per_execution: int,
+                   jit_compile: bool | str = "auto") -> None:
     model.compile(
         optimizer=optimizer,
         loss=gradient_is_target,
         metrics=[LastPrediction(PROBE_UNITS, max(1, steps_per_execution))],
         steps_per_execution=steps_per_execution,
+        jit_compile=jit_compile,
     )
     model.probe_slots = max(1, steps_per_execution)
 
@@ -444,7 +448,7 @@ def fit_probe(
         A ``ProbeRun`` covering ``run`` (if given) and this fit.
     """
     if steps_per_execution is not None and steps_per_execution != model.steps_per_execution:
-        _compile_probe(model, model.optimizer, steps_per_execution)
+        _compile_probe(model, model.optimizer, steps_per_execution, model.jit_compile)
     optimizer = model.optimizer
     kind = measure or (run.measure if run is not None else _measure_of(optimizer))
     start = int(_scalar(optimizer.iterations))

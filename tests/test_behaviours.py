@@ -410,18 +410,20 @@ def test_a_write_lands_after_a_checkpoint_assigned_the_variables(tmp_path: Path)
 
 
 def test_a_scale_function_failing_on_the_table_leaves_the_optimizer_as_it_was() -> None:
-    """The table is computed before any variable is added: a failure binds nothing."""
+    """The table (on TensorFlow, the rate window) is computed before any variable is added:
+    a failure binds nothing."""
 
     def picky(x: Any) -> Any:
         x = np.asarray(x)
-        if np.any(x == 60_001):  # inside the first table, past the points checked at creation
-            raise ValueError("no 60001")
+        # Inside the first table and the first window, past the points checked at creation.
+        if np.any(x == 1001):
+            raise ValueError("no 1001")
         return np.where(x < 3, 1.0, 0.5)
 
     model = rate_probe_model()
     before = [v.path for v in model.optimizer.variables]
-    clr = CyclicLR(BASE, TOP, STEP, scale_fn=picky)
-    with pytest.raises(clrplug.PolicyEvaluationError, match=r"'picky' raised ValueError: no 60001"):
+    clr = CyclicLR(BASE, TOP, STEP, scale_fn=picky, scale_mode="iterations")
+    with pytest.raises(clrplug.PolicyEvaluationError, match=r"'picky' raised ValueError: no 1001"):
         clr.attach(model)
     assert [v.path for v in model.optimizer.variables] == before
     assert isinstance(model.optimizer._learning_rate, keras.Variable)

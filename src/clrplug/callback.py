@@ -214,8 +214,8 @@ class CyclicLR(ScheduleCallback):
         self.schedule.ensure_table(first, first + max(ahead, self._steps_per_execution))
 
     def _batch_work(self, batch: int) -> int:
-        if not self.schedule.tabulated:
-            return 2**62
+        if not self.schedule.tabulated or self.schedule.window:
+            return super()._batch_work(batch)
         # A long (or unknown-length) epoch: look a few executions ahead, refill when short.
         update = (self._epoch_start + batch) // self._accumulation
         ahead = 64 * self._steps_per_execution

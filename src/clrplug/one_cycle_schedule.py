@@ -83,6 +83,7 @@ class OneCycleSchedule(EngineSchedule):
         name: str = "OneCycleSchedule",
         _hold: Hold = NO_HOLD,
         _saved_bound: bool = False,
+        _window: int = 0,
     ) -> None:
         momentum = (
             check_momentum(base_momentum, max_momentum)
@@ -94,7 +95,7 @@ class OneCycleSchedule(EngineSchedule):
         )
         super().__init__(
             momentum=momentum, accumulation_steps=accumulation_steps, hold=_hold,
-            saved_bound=_saved_bound, name=name,
+            saved_bound=_saved_bound, name=name, window=_window,
         )
         self._spec = spec
         self._start = checks.integer("start", start, low=-INT32_MAX, high=INT32_MAX)

@@ -125,6 +125,7 @@ class CyclicalSchedule(EngineSchedule):
         _tabulate: bool = False,
         _hold: Hold = NO_HOLD,
         _saved_bound: bool = False,
+        _window: int = 0,
     ) -> None:
         bounds = check_bounds(base_lr, max_lr)
         geometry = check_geometry(step_size, step_size_down)
@@ -152,7 +153,7 @@ class CyclicalSchedule(EngineSchedule):
             )
         super().__init__(
             momentum=momentum, accumulation_steps=accumulation_steps, hold=_hold,
-            saved_bound=_saved_bound, name=name,
+            saved_bound=_saved_bound, name=name, window=_window,
         )
         self._bounds = bounds
         self._geometry = geometry
@@ -306,7 +307,7 @@ class CyclicalSchedule(EngineSchedule):
 
         Returns True if the table was refilled (on JAX, sync the trainer's state before).
         """
-        if not self.tabulated:
+        if not self.tabulated or self.window:  # a rate window needs no scale table
             return False
         first, last = (int(x) for x in self.table_x([first_update, last_update]))
         if self.table_covers(first, last):
@@ -338,6 +339,9 @@ class CyclicalSchedule(EngineSchedule):
     def _values(self, u: Any) -> tuple[Any, Any]:
         k = np.maximum(u - self._cycle_start, 0)
         return cyclic_values(k, self._geometry, self._scale, self._waveform, self._bounds, self._momentum)
+
+    def _computes_in_step(self) -> bool:
+        return not self.tabulated
 
     def _in_step(self, u: Any, ints: Mapping[str, Any], floats: Mapping[str, Any]) -> tuple[Any, Any]:
         scale = self._scale_twin

@@ -18,7 +18,7 @@ import numpy as np
 
 from clrplug import checks
 from clrplug.engine import compat
-from clrplug.engine.base import EngineSchedule, OptimizerRate
+from clrplug.engine.base import WINDOW_STEPS, EngineSchedule, OptimizerRate
 from clrplug.errors import ClrplugError
 from clrplug.history import Recorder, samples_per_batch
 
@@ -94,8 +94,24 @@ class ScheduleCallback(keras.callbacks.Callback):
         """Prepare the schedule for the coming updates (tables, totals)."""
 
     def _batch_work(self, batch: int) -> int:
-        """Work due at ``batch`` (table refills); returns the next batch that has some."""
-        return 2**62
+        """Work due at ``batch`` (keeping tables and the rate window ahead of the step);
+        returns the next batch that has some."""
+        if not self.schedule.window:
+            return 2**62
+        # The window holds at least 128 executions: look 64 ahead, every 32.
+        if self._may_skip:  # the counter, read before each batch there, is the truth
+            update = compat.read_counter(self._optimizer) // self._accumulation
+        else:
+            update = (self._epoch_start + batch) // self._accumulation
+        self._cover_window(update)
+        return batch + self._steps_per_execution * 32
+
+    def _cover_window(self, update: int) -> None:
+        """Keep the rate window covering the next 64 executions from update ``update``."""
+        last = update + 64 * self._steps_per_execution
+        if self.schedule.window and not self.schedule.window_covers(update, last):
+            compat.sync_state(self._model)
+            self.schedule.ensure_window(update, last)
 
     # -- installing ---------------------------------------------------------------------
 
@@ -152,7 +168,10 @@ class ScheduleCallback(keras.callbacks.Callback):
             old = compat.read_counter(self._optimizer)
             offset += old - raw
             reached = old // self._accumulation
-        schedule.bind(inner)
+        steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
+        window = max(WINDOW_STEPS, 128 * steps_per_execution) if compat.reads_rates_ahead() else 0
+        schedule.bind(inner, window=window)
+        schedule.drive_window()
         self._offset = offset
         current = compat.installed_rate(inner)
         if not isinstance(current, OptimizerRate):
@@ -167,7 +186,7 @@ class ScheduleCallback(keras.callbacks.Callback):
         rate.on_assign = _assign_through(self, rate)
         self.schedule, self._optimizer, self._rate = schedule, inner, rate
         self._accumulation = accumulation
-        self._steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
+        self._steps_per_execution = steps_per_execution
         # A LossScaleOptimizer skips updates whose gradients are not finite: then the
         # counter is read before each batch (one state sync per batch on JAX).
         self._may_skip = optimizer is not inner
@@ -270,6 +289,7 @@ class ScheduleCallback(keras.callbacks.Callback):
         self._counted = 0
         self._batch_rates = (0, [], None)
         self._plan(self._epoch_start // self._accumulation, (self.params or {}).get("steps"))
+        self._cover_window(self._epoch_start // self._accumulation)
         self._next_check = 1
 
     def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:

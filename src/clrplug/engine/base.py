@@ -3,9 +3,9 @@
 :class:`EngineSchedule` is the base of ``CyclicalSchedule``, ``OneCycleSchedule`` and
 the range test's sweep: a Keras ``LearningRateSchedule`` whose numbers are constants
 until :meth:`~EngineSchedule.bind` puts them in the optimizer's variables.
-:class:`OptimizerRate` is the rate the callbacks install on their optimizer. Over 400
-lines: binding, holding, evaluation on each backend and checked serialisation are one
-class's job.
+:class:`OptimizerRate` is the rate the callbacks install on their optimizer. Over 600
+lines: binding, holding, the rate window, evaluation on each backend and checked
+serialisation are one class's job.
 """
 
 from __future__ import annotations
@@ -26,10 +26,14 @@ from clrplug.engine import compat
 from clrplug.engine.state import PackedState
 from clrplug.errors import ClrplugError, InvalidArgumentError
 
-__all__ = ["NO_HOLD", "EngineSchedule", "Hold", "OptimizerRate"]
+__all__ = ["NO_HOLD", "WINDOW_STEPS", "EngineSchedule", "Hold", "OptimizerRate"]
 
-_COMMON_INTS = ("accumulation", "hold")
+_COMMON_INTS = ("accumulation", "hold", "window_origin")
 _COMMON_FLOATS = ("held_lr", "held_momentum")
+
+#: Updates of rates (and momenta) a callback writes ahead into the state on TensorFlow
+#: (:meth:`EngineSchedule.bind`'s ``window``): 32 KiB of the one variable.
+WINDOW_STEPS = 4096
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,7 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         hold: Hold,
         saved_bound: bool,
         name: str,
+        window: int = 0,
     ) -> None:
         super().__init__()
         if not isinstance(name, str):
@@ -86,6 +91,11 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self._momentum_in_graph: tuple[Any, Any] | None = None
         self._own_momentum: float | None = None
         self._saved_bound = saved_bound
+        # The rate window (bind's ``window``): its length in updates (0: none), the update
+        # its first entry is for, and whether a callback keeps it filled ahead of the step.
+        self._window = checks.integer("window", window, low=0, high=INT32_MAX)
+        self._window_origin = 0
+        self._window_driven = False
         self._version: Any = None
         # The eager path's values for one block of update counts: (block, rates, momenta).
         self._eager_block: tuple[int, list[float], list[float] | None] | None = None
@@ -94,7 +104,9 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def _fields(self) -> tuple[dict[str, int], dict[str, float]]:
         ints, floats = self._own_fields()
-        ints.update(accumulation=self._accumulation, hold=int(self._hold.on))
+        ints.update(
+            accumulation=self._accumulation, hold=int(self._hold.on), window_origin=self._window_origin
+        )
         floats.update(held_lr=self._hold.rate, held_momentum=self._hold.momentum)
         return ints, floats
 
@@ -108,9 +120,14 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         """
         raise NotImplementedError
 
-    def _store(self) -> None:
-        """Write the host's numbers into the variables (once bound)."""
+    def _store(self, window_words: np.ndarray | None = None) -> None:
+        """Write the host's numbers into the variables (once bound), the window's rates
+        computed again for the state now (or given, already computed)."""
         self._eager_block = None
+        if self._window and self._packed.bound:
+            if window_words is None:
+                window_words = self._window_words(self._window_origin, self._window)
+            self._packed.table = window_words
         self._packed.write(*self._fields())
         self._remember_version()
 
@@ -141,6 +158,7 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         self._eager_block = None
         self._accumulation = ints["accumulation"]
         self._hold = Hold(bool(ints["hold"]), floats["held_lr"], floats["held_momentum"])
+        self._window_origin = ints["window_origin"]
         for attribute, value in own.items():
             setattr(self, attribute, value)
         self._packed.table = table
@@ -198,13 +216,18 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         """Compute the packed state's table before its variable is created (may raise:
         nothing is bound yet). Schedules without a table have nothing to do."""
 
-    def bind(self, optimizer: Any) -> None:
+    def bind(self, optimizer: Any, *, window: int = 0) -> None:
         """Keep the schedule's numbers in ``optimizer``'s variables from now on.
 
         ``CyclicLR`` and ``OneCycleLR`` call it; call it yourself only to reset or hold a
         schedule you installed by hand, or to cycle momentum with one. It adds
         :attr:`variable_count` variables to the optimizer (saved in its checkpoints),
         so bind the same way before loading a checkpoint saved with a bound schedule.
+
+        ``window`` (the callbacks', on TensorFlow): the state also holds the rates and
+        momenta of ``window`` consecutive updates, computed on the host from the float64
+        formula, and a step a callback drives reads its values there (a gather) instead
+        of computing them (:meth:`ensure_window` keeps the window ahead of the counter).
 
         Raises:
             ClrplugError: the optimizer is not built yet, is bound to another schedule's
@@ -230,7 +253,22 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         gradient_accumulation = getattr(inner, "gradient_accumulation_steps", None) or 1
         self._accumulation = int(gradient_accumulation)
         self._eager_block = None
-        self._prepare_table()  # a user's scale function may raise: before any variable
+        window = checks.integer("window", window, low=0, high=INT32_MAX) or self._window
+        if window and not compat.reads_rates_ahead():
+            window = 0  # e.g. a model saved on TensorFlow, loaded on JAX: no window there
+        if window:
+            # Two words per update (rate, momentum) and a NaN entry at each end, read for
+            # any update outside the window: a stale window fails loudly, never holds a rate.
+            origin = compat.read_counter(inner) // self._accumulation
+            words = self._window_words(origin, window)  # may raise: before any change
+            self._window, self._window_origin = window, origin
+            self._packed = PackedState(
+                self._packed.int_fields, self._packed.float_fields, self._packed.prefix, 2 * (window + 2)
+            )
+            self._packed.table = words
+        else:
+            self._window = 0
+            self._prepare_table()  # a user's scale function may raise: before any variable
         self._packed.bind(inner, *self._fields())
         if attribute is not None:
             self._own_momentum = float(getattr(inner, attribute))
@@ -261,7 +299,77 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
     def _clrplug_bind_for_load(self, optimizer: Any, extra: int) -> None:
         """Called by the load hook: bind if the checkpoint holds exactly our variables."""
         if not self.bound and self._saved_bound and extra == self.variable_count:
-            self.bind(optimizer)
+            self.bind(optimizer, window=self._window)
+
+    # -- the rate window (TensorFlow, under a callback) --------------------------------------
+
+    @property
+    def window(self) -> int:
+        """Updates of rates the state holds ahead of the step (0: computed in the step)."""
+        return self._window
+
+    def drive_window(self) -> None:
+        """A callback keeps the window filled from now on: the step reads its rates there."""
+        self._window_driven = bool(self._window)
+
+    def window_covers(self, first_update: int, last_update: int) -> bool:
+        """Whether the window holds the values of every update ``first..last``."""
+        origin = self._window_origin
+        return origin <= first_update and last_update < origin + self._window
+
+    def ensure_window(self, first_update: int, last_update: int) -> bool:
+        """Make the window cover updates ``first..last``, starting it at ``first`` if it
+        does not; returns whether it was written again (a no-op without a window)."""
+        if not self._window or not self._packed.bound or self.window_covers(first_update, last_update):
+            return False
+        if last_update - first_update >= self._window:
+            raise ClrplugError(
+                f"{last_update - first_update + 1} updates are needed at once, more than the "
+                f"rate window's {self._window}; lower steps_per_execution."
+            )
+        words = self._window_words(first_update, self._window)  # may raise: before any change
+        self._window_origin = first_update
+        self._store(words)
+        return True
+
+    def _window_words(self, origin: int, length: int) -> np.ndarray:
+        """The float32 words of a window of ``length`` updates from update ``origin``: NaN,
+        then (rate, momentum) per update, then NaN; a held rate and momentum everywhere
+        while held."""
+        u = origin + np.arange(length, dtype=np.int64)
+        pairs = np.full((length + 2, 2), np.nan, dtype=np.float32)
+        if self._hold.on:  # at every update, also outside the window
+            pairs[:] = (self._hold.rate, self._hold.momentum)
+        else:
+            rates, momenta = self._values(u)
+            pairs[1:-1, 0] = rates
+            pairs[1:-1, 1] = 0.0 if momenta is None else momenta
+        return pairs.ravel()
+
+    def _computes_in_step(self) -> bool:
+        """Whether the state alone gives the rate in the step (a policy read from a scale
+        table needs that table, which a rate window takes the place of)."""
+        return True
+
+    def _reads_window(self) -> bool:
+        """Whether the step being traced reads the window: a callback keeps it filled, or
+        nothing else can give the rate (then the window as last written applies: a held
+        rate, or NaN past its end)."""
+        return (
+            bool(self._window)
+            and self._packed.bound
+            and compat.tf_graph() is not None
+            and (self._window_driven or not self._computes_in_step())
+        )
+
+    def _from_window(self, t: Any, momentum: bool) -> Any:
+        """The rate (the momentum, with ``momentum``) at counter ``t``, read from the window."""
+        u = t if self._accumulation == 1 else ops.floor_divide(t, self._accumulation)
+        rate, moment = self._packed.window_pair(u, "window_origin", self._window)
+        if self._momentum is not None:
+            graph = compat.tf_graph()
+            self._momentum_in_graph = None if graph is None else (graph, moment)
+        return moment if momentum else rate
 
     # -- holding a plain rate ---------------------------------------------------------------
 
@@ -361,6 +469,10 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         t = ops.convert_to_tensor(step)
         if not keras.backend.is_int_dtype(t.dtype):
             t = ops.cast(ops.floor(t), "int32")
+        if self._packed.bound:  # a step given on the host (a Python int) as the counter is
+            t = ops.cast(t, self._packed.variable.dtype)
+        if self._reads_window():
+            return self._from_window(t, momentum)
         ints, floats = self._packed.tensors(*self._fields(), keras.backend.standardize_dtype(t.dtype))
         # Without gradient accumulation (fixed per optimizer, so per trace) the update
         # count is the counter: no integer division in the step.
@@ -407,6 +519,7 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
             "held_lr": self._hold.rate,
             "held_momentum": self._hold.momentum,
             "bound": self._saved_bound,
+            "window": self._window,
             "name": self.name,
         }
 
@@ -419,6 +532,7 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         "held_lr": (int, float),
         "held_momentum": (int, float),
         "bound": (bool,),
+        "window": (int,),
         "name": (str,),
     }
     _CONFIG_TYPES: ClassVar[Mapping[str, tuple[type, ...]]]
@@ -452,7 +566,11 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
             float(kwargs.pop("held_lr", 0.0)),
             float(kwargs.pop("held_momentum", 0.0)),
         )
-        return {"_hold": hold, "_saved_bound": kwargs.pop("bound", False)}
+        return {
+            "_hold": hold,
+            "_saved_bound": kwargs.pop("bound", False),
+            "_window": kwargs.pop("window", 0),
+        }
 
 
 class OptimizerRate:

@@ -31,6 +31,7 @@ __all__ = [
     "momentum_view",
     "read_counter",
     "read_metric_variable",
+    "reads_rates_ahead",
     "restore_trainer_state",
     "save_trainer_state",
     "set_momentum",
@@ -181,6 +182,16 @@ def tf_graph() -> Any:
     import tensorflow as tf
 
     return tf.compat.v1.get_default_graph() if tf.inside_function() else None
+
+
+def reads_rates_ahead() -> bool:
+    """Whether a callback's step should read rates written ahead rather than compute them.
+
+    TensorFlow: Keras runs its graph without XLA on CPU (``jit_compile="auto"``), one
+    operation at a time at about a microsecond each, where the exact integer formula is
+    some thirty operations and a read from the window a handful (benchmarks/graph_cost.py).
+    """
+    return keras.backend.backend() == "tensorflow"
 
 
 def torch_eager() -> bool:

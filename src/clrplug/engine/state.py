@@ -76,9 +76,14 @@ class PackedState:
         """Float32 words one element of ``dtype`` holds (an int64 holds two)."""
         return dtype.itemsize // 4
 
+    def _table_start(self, dtype: np.dtype) -> int:
+        """The table's first word: after the float words, at the start of an element."""
+        per_element = self._per_element(dtype)
+        return -(-3 * len(self.float_fields) // per_element) * per_element
+
     def _word_slots(self, dtype: np.dtype, table: bool = True) -> int:
         """Elements of ``dtype`` that hold the float words (and the table, with ``table``)."""
-        words = 3 * len(self.float_fields) + (self.table_size if table else 0)
+        words = self._table_start(dtype) + self.table_size if table else 3 * len(self.float_fields)
         return -(-words // self._per_element(dtype))
 
     def bind(self, optimizer: Any, ints: Mapping[str, int], floats: Mapping[str, float]) -> None:
@@ -113,7 +118,8 @@ class PackedState:
                 )
         padded = np.zeros(self._word_slots(dtype) * self._per_element(dtype), dtype=np.float32)
         padded[: len(words)] = words
-        padded[len(words) : len(words) + self.table_size] = self.table
+        first = self._table_start(dtype)
+        padded[first : first + self.table_size] = self.table
         self.variable.assign(np.concatenate([int_values.astype(dtype), padded.view(dtype)]))
 
     def read(self) -> tuple[dict[str, int], dict[str, float], np.ndarray]:
@@ -126,7 +132,7 @@ class PackedState:
         floats = {
             name: join_words(words[3 * i : 3 * i + 3]) for i, name in enumerate(self.float_fields)
         }
-        first = 3 * len(self.float_fields)
+        first = self._table_start(self._dtype())
         return ints, floats, words[first : first + self.table_size].copy()
 
     def version(self) -> tuple[Any, ...]:
@@ -165,7 +171,32 @@ class PackedState:
         """
         state = ops.convert_to_tensor(self.variable)
         per_element = self._per_element(self._dtype())
-        word = ops.convert_to_tensor(index) + (3 * len(self.float_fields))
+        word = ops.convert_to_tensor(index) + self._table_start(self._dtype())
         element = len(self.int_fields) + word // per_element
         words = ops.view(ops.take(state, ops.reshape(element, (1,))), "float32")
         return words[0] if per_element == 1 else ops.take(words, word % per_element)
+
+    def window_pair(self, u: Any, origin_field: str, length: int) -> tuple[Any, Any]:
+        """In-step, on TensorFlow: the two table words of update ``u`` in a window of
+        ``length`` updates starting at the update in ``origin_field`` (bound only).
+
+        The table holds one pair of words per update, after a pair for updates before
+        the window and followed by one for updates after it. TensorFlow's state is
+        int64, so one element holds a pair: the variable is read once, then one gather
+        and one bitcast give both words (TensorFlow's own ops: Keras' ``take`` and
+        ``view`` add index and shape handling, five more graph operations of about a
+        microsecond each there). The callbacks bind a window on TensorFlow only.
+        """
+        import tensorflow as tf
+
+        dtype = self._dtype()
+        if keras.backend.backend() != "tensorflow" or self._per_element(dtype) != 2:
+            raise ClrplugError(f"a rate window is read on TensorFlow only (int64 state), not {dtype}")
+        state = tf.convert_to_tensor(self.variable.value)  # read once
+        first = len(self.int_fields) + self._table_start(dtype) // 2
+        # Element ``first`` holds the pair for updates before the window, ``first + 1 + i``
+        # that of update ``origin + i``, ``first + length + 1`` that for updates after it.
+        offset = u - state[self.int_fields.index(origin_field)]
+        element = tf.clip_by_value(offset, -1, length) + (first + 1)
+        first_word, second_word = tf.unstack(tf.bitcast(tf.gather(state, element), tf.float32))
+        return first_word, second_word

@@ -17,7 +17,7 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-from oracles import seed_rates, torch_cyclic_at
+from oracles import seed_rates, torch_cyclic, torch_cyclic_at
 from probe import BiasRecorder, fit_probe, fit_steps, probe_model, rate_probe_model
 
 import clrplug
@@ -164,6 +164,26 @@ def test_a_tabulated_policy_in_an_epoch_longer_than_its_table() -> None:
     expected = transcribed(np.arange(6), 0.001, 0.006, 2, 2,
                            scale=lambda c, k: 1.0 if k < 3 else 0.5)
     np.testing.assert_allclose(clr.history["lr"], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("scale_mode", "step_size"), [("iterations", 3), ("cycle", 1)])
+def test_a_tabulated_policy_across_many_table_refills(
+    monkeypatch: pytest.MonkeyPatch, scale_mode: str, step_size: int
+) -> None:
+    """The table shrunk to 128 entries: 700 steps in one epoch refill it several times
+    as the epoch goes (on TensorFlow the rate window, refilled likewise, is read)."""
+    monkeypatch.setattr(clrplug.schedule, "TABLE_SIZE", 128)
+    monkeypatch.setattr(clrplug.callback, "TABLE_SIZE", 128)
+
+    def fast_decay(x: Any) -> Any:
+        return 1 / (5.0 ** (np.float64(x) * 0.004))
+
+    clr = CyclicLR(0.01, 0.05, step_size, scale_fn=fast_decay, scale_mode=scale_mode)
+    run = fit_probe(rate_probe_model(), 700, [clr])
+    expected, _ = torch_cyclic(700, 0.01, 0.05, step_size, scale_fn=fast_decay,
+                               scale_mode=scale_mode)
+    assert expected[-20:].max() < 0.5 * expected[:20].max()  # the table's values matter
+    assert_rates(run, expected)
 
 
 def test_runtime_registered_policy_by_name(fresh_registry: Registry) -> None:
@@ -455,3 +475,30 @@ def test_refuses_an_uncompiled_model() -> None:
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     with pytest.raises(ClrplugError, match="needs a compiled model"):
         CyclicLR().attach(model)
+
+
+@pytest.mark.parametrize("scale_mode", ["cycle", "iterations"])
+@pytest.mark.parametrize(("step_size", "step_size_down", "cycle_start", "origin"),
+                         [(3, None, 0, None), (2.5, 4, 7, None), (4000 / 3, None, 100, 3),
+                          (1, 1, 0, 40_000)])
+def test_the_updates_a_scale_table_still_covers(
+    scale_mode: str, step_size: float, step_size_down: float | None, cycle_start: int,
+    origin: int | None,
+) -> None:
+    """``table_updates_left`` (integers) against ``table_x`` (floats): x never decreases,
+    so the update ``left`` updates on is the first whose x is past the table."""
+    schedule = CyclicalSchedule(0.001, 0.006, step_size, step_size_down=step_size_down,
+                                scale_fn=decay, scale_mode=scale_mode, cycle_start=cycle_start,
+                                _tabulate=True)
+    if origin is not None:
+        schedule._table_origin = origin  # as after a refill
+    size = clrplug.schedule.TABLE_SIZE
+    for update in [0, 5, 99, 100, 101, 4000, 70_000, 200_000]:
+        left = schedule.table_updates_left(update)
+        if not schedule.table_covers(*schedule.table_x([update, update])):
+            assert left == 0
+            continue
+        assert left > 0
+        last_in, first_out = schedule.table_x([update + left - 1, update + left])
+        assert schedule._table_origin <= last_in < schedule._table_origin + size
+        assert first_out == schedule._table_origin + size, (update, left)

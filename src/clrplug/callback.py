@@ -213,18 +213,17 @@ class CyclicLR(ScheduleCallback):
         """Keep the scale table covering the updates ``first .. first + ahead``."""
         self.schedule.ensure_table(first, first + max(ahead, self._steps_per_execution))
 
-    def _batch_work(self, batch: int) -> int:
-        if not self.schedule.tabulated or self.schedule.window:
-            return super()._batch_work(batch)
-        # A long (or unknown-length) epoch: look a few executions ahead, refill when short.
-        update = (self._epoch_start + batch) // self._accumulation
-        ahead = 64 * self._steps_per_execution
-        last = update + ahead
-        first_x, last_x = self.schedule.table_x([update, last])
-        if not self.schedule.table_covers(first_x, last_x):
+    def _covered(self, update: int) -> int | None:
+        if self.schedule.tabulated and not self.schedule.window:
+            return self.schedule.table_updates_left(update)
+        return super()._covered(update)
+
+    def _extend(self, update: int) -> None:
+        if self.schedule.tabulated and not self.schedule.window:
             compat.sync_state(self._model)
             self._refill(update, TABLE_SIZE // 2)
-        return batch + self._steps_per_execution * 32
+        else:
+            super()._extend(update)
 
     # -- resets ------------------------------------------------------------------------------
 
@@ -254,6 +253,7 @@ class CyclicLR(ScheduleCallback):
         self._record_segment()
         if self.schedule.tabulated:
             self._refill(update, TABLE_SIZE // 2)
+        self._next_check = 0  # what the table covers changed: look again before the next batch
 
     def reset(
         self,

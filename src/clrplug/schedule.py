@@ -320,6 +320,22 @@ class CyclicalSchedule(EngineSchedule):
         self._fill_table(first)
         return True
 
+    def table_updates_left(self, update: int) -> int:
+        """How many updates from ``update`` on read their scale from the table as it is
+        (0 when ``update``'s is not in it), in exact integer arithmetic."""
+        waiting = max(self._cycle_start - update, 0)  # updates before the cycle starts: k is 0
+        k = max(update - self._cycle_start, 0)
+        end = self._table_origin + TABLE_SIZE  # the first x past the table
+        if self._scale.scale_mode == "iterations":
+            x = k  # one more per update
+            return waiting + end - x if self._table_origin <= x < end else 0
+        denominator, period = self._geometry.denominator, self._geometry.period
+        x = k * denominator // period + 1
+        if not self._table_origin <= x < end:
+            return 0
+        # The first k whose x is ``end``, minus k.
+        return waiting + -(-(end - 1) * period // denominator) - k
+
     def table_covers(self, first_x: float, last_x: float) -> bool:
         """Whether the table holds the scale at every x from ``first_x`` to ``last_x``."""
         return self._table_origin <= first_x and last_x < self._table_origin + TABLE_SIZE

@@ -94,17 +94,29 @@ class ScheduleCallback(keras.callbacks.Callback):
         """Prepare the schedule for the coming updates (tables, totals)."""
 
     def _batch_work(self, batch: int) -> int:
-        """Work due at ``batch`` (keeping tables and the rate window ahead of the step);
-        returns the next batch that has some."""
-        if not self.schedule.window:
-            return 2**62
-        # The window holds at least 128 executions: look 64 ahead, every 32.
+        """Keep what the step reads ahead (a scale table, the rate window) ahead of it;
+        returns the next batch at which there is work: when 64 executions are left."""
         if self._may_skip:  # the counter, read before each batch there, is the truth
             update = compat.read_counter(self._optimizer) // self._accumulation
         else:
             update = (self._epoch_start + batch) // self._accumulation
+        left = self._covered(update)
+        if left is None:
+            return 2**62
+        ahead = 64 * self._steps_per_execution
+        if left <= ahead:
+            self._extend(update)
+            left = self._covered(update) or 0
+        return batch + max(self._steps_per_execution, (left - ahead) * self._accumulation)
+
+    def _covered(self, update: int) -> int | None:
+        """Updates from ``update`` on that what the step reads ahead still holds (None:
+        the step reads nothing ahead)."""
+        return self.schedule.window_updates_left(update) if self.schedule.window else None
+
+    def _extend(self, update: int) -> None:
+        """Write what the step reads ahead again, from update ``update`` on."""
         self._cover_window(update)
-        return batch + self._steps_per_execution * 32
 
     def _cover_window(self, update: int) -> None:
         """Keep the rate window covering the next 64 executions from update ``update``."""

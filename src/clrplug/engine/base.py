@@ -317,6 +317,11 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         origin = self._window_origin
         return origin <= first_update and last_update < origin + self._window
 
+    def window_updates_left(self, update: int) -> int:
+        """How many updates from ``update`` on the window holds (0 when not ``update``)."""
+        origin, length = self._window_origin, self._window
+        return origin + length - update if origin <= update < origin + length else 0
+
     def ensure_window(self, first_update: int, last_update: int) -> bool:
         """Make the window cover updates ``first..last``, starting it at ``first`` if it
         does not; returns whether it was written again (a no-op without a window)."""

@@ -54,6 +54,8 @@ from step_overhead import (  # the sibling script, found through sys.path
     _quartiles,
     _version,
     build_model,
+    choose_core,
+    requested_variants,
 )
 
 DEFAULT_VARIANTS = "keras,bound,builtin,plugin,lambda,momentum,onecycle"
@@ -93,20 +95,11 @@ def main() -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process")
     args = parser.parse_args()
 
-    requested = [n.strip() for n in args.variants.split(",") if n.strip()]
-    unknown = sorted(set(requested) - set(VARIANTS))
-    if unknown:
-        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+    requested = requested_variants(parser, args.variants)
     if min(args.models, args.rounds, args.block) < 1:
         parser.error("--models, --rounds and --block must be at least 1")
-    if args.no_pin and args.core is not None:
-        parser.error("--core and --no-pin exclude each other")
-    pin = "not pinned"
-    if not args.no_pin and hasattr(os, "sched_setaffinity"):
-        usable = sorted(os.sched_getaffinity(0))
-        core = usable[-1] if args.core is None else args.core
-        if core not in usable:
-            parser.error(f"--core {core}: this process may only use cores {usable}")
+    core, pin = choose_core(parser, args.core, args.no_pin)
+    if core is not None:
         os.sched_setaffinity(0, {core})
         pin = f"pinned to core {core}"
 

@@ -822,6 +822,34 @@ def _per_step_lines(
     return lines
 
 
+def requested_variants(parser: argparse.ArgumentParser, text: str) -> list[str]:
+    """The variant names in ``text`` (comma-separated), in order; an unknown one is a
+    usage error."""
+    requested = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = sorted(set(requested) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+    return requested
+
+
+def choose_core(
+    parser: argparse.ArgumentParser, core: int | None, no_pin: bool
+) -> tuple[int | None, str]:
+    """The core to pin to (``--core``, default the last usable one) and the cores usable,
+    or None and why nothing is pinned; a core this process may not use is a usage error."""
+    if no_pin and core is not None:
+        parser.error("--core and --no-pin exclude each other")
+    if no_pin:
+        return None, "not pinned (--no-pin)"
+    if not hasattr(os, "sched_setaffinity"):
+        return None, "not pinned: os.sched_setaffinity is not available on this platform"
+    usable = sorted(os.sched_getaffinity(0))
+    chosen = usable[-1] if core is None else core
+    if chosen not in usable:
+        parser.error(f"--core {chosen}: this process may only use cores {usable}")
+    return chosen, f"usable: {usable}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -881,10 +909,7 @@ def main() -> int:
     parser.add_argument("--pin-core", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    requested = [n.strip() for n in args.variants.split(",") if n.strip()]
-    unknown = sorted(set(requested) - set(VARIANTS))
-    if unknown:
-        parser.error(f"unknown variant(s) {unknown}; choose from {', '.join(VARIANTS)}")
+    requested = requested_variants(parser, args.variants)
     names = [n for n in VARIANTS if n == "fixed" or n in requested]
     if args.pairs < 1 or args.steps < 1 or args.warmup_rounds < 1 or args.workers < 1:
         parser.error("--pairs, --steps, --warmup-rounds and --workers must be at least 1")
@@ -908,19 +933,9 @@ def main() -> int:
         print(RESULT_MARK + json.dumps(result), flush=True)
         return 0
 
-    if args.no_pin and args.core is not None:
-        parser.error("--core and --no-pin exclude each other")
-    core: int | None = None
-    if args.no_pin:
-        pin = "not pinned (--no-pin)"
-    elif not hasattr(os, "sched_setaffinity"):
-        pin = "not pinned: os.sched_setaffinity is not available on this platform"
-    else:
-        usable = sorted(os.sched_getaffinity(0))
-        core = usable[-1] if args.core is None else args.core
-        if core not in usable:
-            parser.error(f"--core {core}: this process may only use cores {usable}")
-        pin = f"each worker pinned to core {core} (os.sched_setaffinity; usable: {usable})"
+    core, pin = choose_core(parser, args.core, args.no_pin)
+    if core is not None:
+        pin = f"each worker pinned to core {core} (os.sched_setaffinity; {pin})"
 
     notes: dict[str, str] = {}
     skipped: dict[str, str] = {}

@@ -314,8 +314,7 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
     def window_covers(self, first_update: int, last_update: int) -> bool:
         """Whether the window holds the values of every update ``first..last``."""
-        origin = self._window_origin
-        return origin <= first_update and last_update < origin + self._window
+        return self.window_updates_left(first_update) > last_update - first_update
 
     def window_updates_left(self, update: int) -> int:
         """How many updates from ``update`` on the window holds (0 when not ``update``)."""
@@ -372,8 +371,7 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         u = t if self._accumulation == 1 else ops.floor_divide(t, self._accumulation)
         rate, moment = self._packed.window_pair(u, "window_origin", self._window)
         if self._momentum is not None:
-            graph = compat.tf_graph()
-            self._momentum_in_graph = None if graph is None else (graph, moment)
+            self._stash_momentum(moment)
         return moment if momentum else rate
 
     # -- holding a plain rate ---------------------------------------------------------------
@@ -486,9 +484,13 @@ class EngineSchedule(keras.optimizers.schedules.LearningRateSchedule):
         held = ints["hold"] > 0
         if moment is not None:
             moment = ops.cast(ops.where(held, floats["held_momentum"], moment), "float32")
-            graph = compat.tf_graph()
-            self._momentum_in_graph = None if graph is None else (graph, moment)
+            self._stash_momentum(moment)
         return moment if momentum else ops.where(held, floats["held_lr"], rate)
+
+    def _stash_momentum(self, moment: Any) -> None:
+        """Keep the momentum computed with this graph's rate for the update steps to reuse."""
+        graph = compat.tf_graph()
+        self._momentum_in_graph = None if graph is None else (graph, moment)
 
     def _momentum_now(self) -> Any:
         """The momentum the optimizer applies at its current count (what its update step

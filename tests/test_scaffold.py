@@ -341,6 +341,29 @@ def test_generated_code_is_ruff_clean(tmp_path):
             assert run.returncode == 0, f"ruff {' '.join(command)} on {route}:\n{run.stdout}"
 
 
+TEMPLATES = Path(__file__).resolve().parent.parent / "src" / "clrplug" / "templates"
+
+
+def test_every_template_ships_in_the_wheel_and_is_used(tmp_path, monkeypatch):
+    """pyproject's package-data names every template file (the wheel carries what its globs
+    match; ``scripts/dev.py dist`` checks the built wheel), and each one is read."""
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = tomllib.loads((TEMPLATES.parents[2] / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["clrplug"]
+    shipped = {p for pattern in globs for p in TEMPLATES.parent.glob(pattern) if p.is_file()}
+    files = {p for p in TEMPLATES.rglob("*") if p.is_file()}
+    assert files and files <= shipped, sorted(map(str, files - shipped))
+
+    scaffold = importlib.import_module("clrplug.scaffold")
+    read: list[str] = []
+    template = scaffold._template
+    monkeypatch.setattr(scaffold, "_template", lambda relative: read.append(relative) or template(relative))
+    for route in ROUTES:
+        new_plugin("clrplug-foo", route=route, directory=tmp_path / route)
+    used = {TEMPLATES / "plugin" / relative for relative in read}
+    assert used == files, sorted(map(str, files ^ used))
+
+
 def test_the_docstring_example_runs():
     example = re.search(r"```python\n(.*?)```", new_plugin.__doc__ or "", re.S)
     assert example is not None

@@ -7,8 +7,9 @@ the pluggy hook (entry-point group ``clrplug``) or through a direct entry point
 (group ``clrplug.policies``), the two routes of docs/writing-a-plugin.md.
 
 Every argument is checked before anything is written; an existing directory is
-never touched. The templates live here, as strings, so the generator needs no
-package data (hence the module's length). Nothing here imports Keras.
+never touched. The files are templates shipped as package data
+(``clrplug/templates/plugin/``), read with :mod:`importlib.resources`. Nothing here
+imports Keras.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import keyword
 import re
 import shutil
 import sys
+from importlib import resources
 from pathlib import Path
 from string import Template
 
@@ -128,272 +130,20 @@ def _check_directory(directory: object, name: str) -> Path:
 
 # -- the templates -------------------------------------------------------------------
 
-_PYPROJECT = Template('''\
-[build-system]
-requires = ["setuptools>=77"]
-build-backend = "setuptools.build_meta"
-
-[project]
-name = "$name"
-version = "0.1.0"
-description = "The '$policy' cyclical learning-rate policy for clrplug (Keras 3)"
-readme = "README.md"
-requires-python = ">=3.10"
-license = "MIT"
-authors = [{ name = "$author" }]
-keywords = ["keras", "learning-rate", "cyclical-learning-rate", "clr", "clrplug"]
-classifiers = [
-    "Programming Language :: Python :: 3",
-    "Topic :: Scientific/Engineering :: Artificial Intelligence",
-    "Typing :: Typed",
-]
-dependencies = [
-    "clrplug",
-    "numpy>=1.24",
-]
-
-[project.optional-dependencies]
-test = ["pytest>=8"]
-
-$entry_points
-[tool.setuptools.packages.find]
-where = ["src"]
-
-[tool.setuptools.package-data]
-$module = ["py.typed"]
-
-[tool.pytest.ini_options]
-testpaths = ["tests"]
-
-[tool.ruff]
-line-length = 100
-
-[tool.ruff.lint]
-select = ["E", "F", "W", "I", "B", "UP", "RUF"]
-''')
-
-_ENTRY_POINTS = {
-    "hook": Template('''\
-# The pluggy route: clrplug imports this module and calls its clrplug_register_policies.
-[project.entry-points.clrplug]
-$policy = "$module"
-'''),
-    "entry-point": Template('''\
-# The direct route: one entry point per policy, named after it, naming a clrplug.Policy.
-[project.entry-points."clrplug.policies"]
-$policy = "$module:POLICY"
-'''),
-}
-
-_MODULE = Template('''\
-"""The '$policy' cyclical learning-rate policy for clrplug.
-
-The amplitude of cycle ``c`` (1, 2, 3, ...) is scaled by ``1 / (1 + (c - 1) / k)``:
-the first cycle peaks at ``max_lr``, cycle ``k + 1`` half way between ``base_lr`` and
-``max_lr``, and every later peak is lower. Replace :func:`scale` with your own policy:
-a numpy function of a float64 array ``x`` returning values in [0, 1], without state,
-with its parameters as keyword arguments whose defaults the policy's ``params`` repeat
-(see clrplug's guide docs/writing-a-plugin.md).
-
-$registration
-"""
-
-from __future__ import annotations
-$imports
-from typing import Any
-
-import clrplug
-import numpy as np
-
-__version__ = "0.1.0"
-__all__ = $all
+# Package data (clrplug/templates/plugin/), filled in with string.Template: the files of
+# the distribution at the top, and in hook/ and entry-point/ the pieces of each route.
+_TEMPLATES = "templates/plugin"
 
 
-def scale(x: np.ndarray, k: float = 4.0) -> np.ndarray:
-    """``1 / (1 + (x - 1) / k)`` on the cycle number ``x``.
-
-    Within (0, 1] for every cycle ``x >= 1`` when ``k > 0``; clrplug refuses other
-    values of ``k`` when the policy is used with them.
-    """
-    return 1.0 / (1.0 + (x - 1.0) / k)
+def _template(relative: str) -> Template:
+    """The template file ``relative`` (to the templates directory), as shipped in the wheel."""
+    path = resources.files("clrplug").joinpath(f"{_TEMPLATES}/{relative}")
+    return Template(path.read_text(encoding="utf-8"))
 
 
-def scale_ops(x: Any, k: float = 4.0) -> Any:
-    """:func:`scale` with ``keras.ops``, run inside the compiled train step.
-
-    ``x`` is an integer tensor. Optional: without it clrplug's CyclicLR tabulates
-    :func:`scale` as training goes; with it the policy also works in a stand-alone
-    ``CyclicalSchedule``. clrplug checks it against :func:`scale` before using it.
-    """
-    from keras import ops  # imported only when a schedule uses the policy
-
-    return 1.0 / (1.0 + (ops.cast(x, "float32") - 1.0) / k)
-
-
-POLICY = clrplug.Policy(
-    "$policy",
-    scale,
-    scale_mode="cycle",
-    params={"k": 4.0},
-    description="Triangular cycle whose amplitude is 1/(1 + (cycle - 1)/k).",
-    ops_fn=scale_ops,
-)
-$hook''')
-
-_REGISTRATION = {
-    "hook": (
-        "clrplug finds it through this distribution's ``clrplug`` entry point, which names\n"
-        "this module: clrplug calls :func:`clrplug_register_policies` once per process, the\n"
-        "first time a policy is looked up or listed."
-    ),
-    "entry-point": (
-        "clrplug finds :data:`POLICY` through this distribution's ``clrplug.policies`` entry\n"
-        "point, named after the policy: no hook, no code runs but this module's import."
-    ),
-}
-
-_HOOK = '''
-
-@clrplug.hookimpl
-def clrplug_register_policies(register: Callable[[clrplug.Policy], None]) -> None:
-    """Register :data:`POLICY` (clrplug's pluggy hook)."""
-    register(POLICY)
-'''
-
-_TESTS = Template('''\
-"""Tests of $name: clrplug's conformance kit, and the scale function written out.
-
-They test the installed distribution (``pip install -e .``), on the Keras backend
-chosen by ``KERAS_BACKEND``.
-"""
-
-from __future__ import annotations
-
-import clrplug
-import numpy as np
-import pytest
-from clrplug.testing import policies_of
-
-DIST = "$name"
-POLICY = "$policy"
-
-
-def transcription(cycle: np.ndarray, k: float = 4.0) -> np.ndarray:
-    """The policy's amplitude scale, written out again: cycle c reaches 1/(1 + (c-1)/k)."""
-    return k / (k + cycle - 1.0)
-
-
-# One test per policy the distribution registers: clrplug's conformance check.
-@pytest.mark.parametrize("name", policies_of(DIST))
-def test_policy_conforms(name, clrplug_policy_check):
-    clrplug_policy_check(name)
-
-
-@pytest.mark.parametrize("k", [0.5, 1.0, 100.0])
-def test_policy_conforms_with_other_k(k, clrplug_policy_check):
-    clrplug_policy_check(POLICY, params={"k": k})
-
-
-def test_resolves_by_name_with_its_scale_function():
-    assert policies_of(DIST) == [POLICY]
-    policy = clrplug.get_policy(POLICY)
-    assert policy.source.entry_point == "$group:$policy"
-    assert (policy.scale_mode, dict(policy.params)) == ("cycle", {"k": 4.0})
-    cycles = np.arange(1.0, 10_001.0)
-    np.testing.assert_allclose(policy.scale(cycles), transcription(cycles), rtol=1e-12)
-    np.testing.assert_allclose(
-        policy.scale(cycles, k=0.5), transcription(cycles, k=0.5), rtol=1e-12
-    )
-    np.testing.assert_allclose(policy.scale([1.0, 5.0, 13.0]), [1.0, 0.5, 0.25], rtol=1e-12)
-
-    # The learning rates of the seed's formula, with this amplitude.
-    steps = np.arange(60)
-    cycle = np.floor(1 + steps / 10)
-    triangle = np.maximum(0, 1 - np.abs(steps / 5 - 2 * cycle + 1))
-    np.testing.assert_allclose(
-        clrplug.learning_rates(steps, 0.001, 0.006, 5, mode=POLICY),
-        0.001 + 0.005 * triangle * transcription(cycle),
-        rtol=1e-12,
-    )
-''')
-
-_README = Template('''\
-# $name
-
-The `$policy` cyclical learning-rate policy for [clrplug](https://pypi.org/project/clrplug/),
-cyclical learning rates (Smith, arXiv:1506.01186) for Keras 3.
-
-| policy | scale mode | amplitude scale | parameters |
-|---|---|---|---|
-| `$policy` | cycle | `1 / (1 + (cycle - 1) / k)` | `k=4` |
-
-Cycle `c` reaches `1 / (1 + (c - 1) / k)` of the amplitude `max_lr - base_lr`: the first
-cycle peaks at `max_lr`, cycle `k + 1` half way between `base_lr` and `max_lr`, and every
-later peak is lower. $registration
-
-## Install
-
-```bash
-pip install $name                 # once published
-pip install -e path/to/$name      # from a checkout, while you work on it
-```
-
-`clrplug policies` then lists `$policy` with the source `$name 0.1.0`.
-
-## Use
-
-```python
-from clrplug import CyclicLR
-
-clr = CyclicLR(base_lr=0.001, max_lr=0.006, step_size=2000, mode="$policy")
-clr = CyclicLR(mode="$policy", policy_params={"k": 8.0})  # peaks fall more slowly
-# model.fit(x, y, callbacks=[clr])
-```
-
-## Test
-
-```bash
-pip install -e "path/to/$name[test]"
-pytest path/to/$name
-```
-
-The tests run clrplug's conformance kit (`clrplug.testing`) on `$policy` and compare its
-scale function and learning rates with the formula written out. They use the Keras
-backend named by `KERAS_BACKEND` (JAX, TensorFlow or PyTorch).
-''')
-
-_README_ROUTE = {
-    "hook": "It registers through clrplug's pluggy hook (entry-point group `clrplug`).",
-    "entry-point": (
-        "It registers through clrplug's direct entry-point group `clrplug.policies` (an "
-        "entry point named `$policy` pointing at the `clrplug.Policy` object "
-        "`$module.POLICY`)."
-    ),
-}
-
-_LICENSE = Template('''\
-MIT License
-
-Copyright (c) $year $author
-
-Permission is hereby granted, free of charge, to any person obtaining a copy
-of this software and associated documentation files (the "Software"), to deal
-in the Software without restriction, including without limitation the rights
-to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
-copies of the Software, and to permit persons to whom the Software is
-furnished to do so, subject to the following conditions:
-
-The above copyright notice and this permission notice shall be included in all
-copies or substantial portions of the Software.
-
-THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
-IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
-FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
-AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
-LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
-OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
-SOFTWARE.
-''')
+def _snippet(route: str, leaf: str, values: dict[str, str]) -> str:
+    """A route's piece of a file, filled in, without its file's final newline."""
+    return _template(f"{route}/{leaf}").substitute(values).removesuffix("\n")
 
 
 def _files(name: str, module: str, policy: str, route: str) -> dict[str, str]:
@@ -407,27 +157,28 @@ def _files(name: str, module: str, policy: str, route: str) -> dict[str, str]:
         "group": ROUTES[route],
     }
     hook = route == "hook"
-    source = _MODULE.substitute(
+    source = _template("package.py.tmpl").substitute(
         values,
-        registration=_REGISTRATION[route],
+        registration=_snippet(route, "registration.txt", values),
         imports="\nfrom collections.abc import Callable" if hook else "",
         all=(
             '["POLICY", "clrplug_register_policies", "scale", "scale_ops"]'
             if hook else '["POLICY", "scale", "scale_ops"]'
         ),
-        hook=_HOOK if hook else "",
     )
+    if hook:
+        source += "\n\n" + _template("hook/hook.py.tmpl").substitute(values)
     return {
-        "pyproject.toml": _PYPROJECT.substitute(
-            values, entry_points=_ENTRY_POINTS[route].substitute(values)
+        "pyproject.toml": _template("pyproject.toml.tmpl").substitute(
+            values, entry_points=_template(f"{route}/entry_points.toml.tmpl").substitute(values)
         ),
-        "README.md": _README.substitute(
-            values, registration=Template(_README_ROUTE[route]).substitute(values)
+        "README.md": _template("README.md.tmpl").substitute(
+            values, registration=_snippet(route, "readme.md.tmpl", values)
         ),
-        "LICENSE": _LICENSE.substitute(values),
+        "LICENSE": _template("LICENSE.tmpl").substitute(values),
         f"src/{module}/__init__.py": source,
         f"src/{module}/py.typed": "",
-        f"tests/test_{module}.py": _TESTS.substitute(values),
+        f"tests/test_{module}.py": _template("test_package.py.tmpl").substitute(values),
     }
 
 

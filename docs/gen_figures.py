@@ -104,7 +104,7 @@ def policy_figures() -> list[Path]:
     return written
 
 
-def linear_range_test() -> clrplug.RangeTestResult:
+def linear_range_test() -> clrplug.range_test.RangeTestResult:
     """The seed's recipe: a linear sweep (the triangular policy's rising half) over 4 epochs."""
     from clrplug.demo import BATCH_SIZE, build_model, load_digits_data
 

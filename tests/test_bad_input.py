@@ -16,12 +16,10 @@ import pytest
 from probe import fit_steps, probe_model
 
 import clrplug
-from clrplug import (
+from clrplug import CyclicalSchedule, CyclicLR, Policy
+from clrplug.errors import (
     ClrplugError,
-    CyclicalSchedule,
-    CyclicLR,
     InvalidArgumentError,
-    Policy,
     PolicyEvaluationError,
     UnknownPolicyError,
 )
@@ -51,7 +49,7 @@ BAD = [
      r"iterations that the compiled step cannot count exactly in 32-bit integers"),
     ({"step_size": 4, "step_size_down": 0}, InvalidArgumentError,
      r"step_size_down must be a finite number >= 0\.5 .* got 0\."),
-    ({"waveform": "square"}, clrplug.UnknownNameError,
+    ({"waveform": "square"}, clrplug.errors.UnknownNameError,
      r"waveform: unknown waveform 'square'\. Choose one of: cosine, triangular, welch\."),
     ({"cycle_momentum": "yes"}, InvalidArgumentError, r"cycle_momentum must be True or False, got 'yes'\."),
     ({"cycle_momentum": True, "base_momentum": 0.95, "max_momentum": 0.9}, InvalidArgumentError,

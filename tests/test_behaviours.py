@@ -27,8 +27,9 @@ from probe import LastPrediction, _compile_probe, fit_probe, rate_probe_model
 from recording import ResetAfterEpoch, assert_applied, fit_recorded, probe_data
 
 import clrplug
-from clrplug import ClrplugError, CyclicLR, OneCycleLR
+from clrplug import CyclicLR, OneCycleLR
 from clrplug.cli import main as cli_main
+from clrplug.errors import ClrplugError
 from clrplug.registry import Registry
 
 BACKEND = keras.backend.backend()
@@ -423,7 +424,7 @@ def test_a_scale_function_failing_on_the_table_leaves_the_optimizer_as_it_was() 
     model = rate_probe_model()
     before = [v.path for v in model.optimizer.variables]
     clr = CyclicLR(BASE, TOP, STEP, scale_fn=picky, scale_mode="iterations")
-    with pytest.raises(clrplug.PolicyEvaluationError, match=r"'picky' raised ValueError: no 1001"):
+    with pytest.raises(clrplug.errors.PolicyEvaluationError, match=r"'picky' raised ValueError: no 1001"):
         clr.attach(model)
     assert [v.path for v in model.optimizer.variables] == before
     assert isinstance(model.optimizer._learning_rate, keras.Variable)
@@ -431,9 +432,9 @@ def test_a_scale_function_failing_on_the_table_leaves_the_optimizer_as_it_was() 
 
 @pytest.mark.parametrize("start", [2**31, -(2**31), 2**40])
 def test_a_start_the_counter_cannot_hold_is_refused(start: int) -> None:
-    with pytest.raises(clrplug.InvalidArgumentError, match=rf"start.*{start}"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match=rf"start.*{start}"):
         clrplug.OneCycleSchedule(0.1, 100, start=start)
-    with pytest.raises(clrplug.InvalidArgumentError, match=rf"cycle_start.*{start}"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match=rf"cycle_start.*{start}"):
         clrplug.CyclicalSchedule(0.001, 0.006, 4, cycle_start=start)
 
 
@@ -517,7 +518,7 @@ def test_policies_shows_a_conflict_row_per_source(
     assert len(lines) == 2 and all(line.rstrip().endswith("conflict") for line in lines)
     assert {"clrplug-a 1.0", "clrplug-b 2.0"} == {
         src for line in lines for src in ("clrplug-a 1.0", "clrplug-b 2.0") if src in line}
-    with pytest.raises(clrplug.PolicyConflictError):
+    with pytest.raises(clrplug.errors.PolicyConflictError):
         CyclicLR(mode="wave")
 
 

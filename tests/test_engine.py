@@ -21,7 +21,8 @@ from oracles import seed_rates, torch_cyclic, torch_cyclic_at
 from probe import BiasRecorder, fit_probe, fit_steps, probe_model, rate_probe_model
 
 import clrplug
-from clrplug import ClrplugError, CyclicalSchedule, CyclicLR, Policy
+from clrplug import CyclicalSchedule, CyclicLR, Policy
+from clrplug.errors import ClrplugError
 from clrplug.registry import Registry
 
 BACKEND = keras.backend.backend()
@@ -279,7 +280,7 @@ def test_standalone_schedule_in_a_fit_applies_the_rate() -> None:
 
 
 def test_standalone_schedule_refuses_a_policy_without_a_keras_twin() -> None:
-    with pytest.raises(clrplug.InvalidArgumentError,
+    with pytest.raises(clrplug.errors.InvalidArgumentError,
                        match=r"no keras\.ops twin .* stand-alone CyclicalSchedule cannot"):
         CyclicalSchedule(scale_fn=sine)
 
@@ -289,7 +290,7 @@ def test_a_wrong_keras_twin_is_refused_when_the_schedule_is_made(fresh_registry:
         "drifting", sine, "cycle",
         ops_fn=lambda x: 0.5 * (1 + keras.ops.sin(keras.ops.cast(x, "float32") * (np.pi / 2))),
     ))
-    with pytest.raises(clrplug.PolicyEvaluationError,
+    with pytest.raises(clrplug.errors.PolicyEvaluationError,
                        match=r"keras\.ops twin \(ops_fn\) of policy 'drifting' .* at x="):
         CyclicalSchedule(mode="drifting")
 
@@ -421,7 +422,7 @@ def test_public_attributes_report_the_values_in_force() -> None:
 
 def test_reset_refuses_bad_values_and_changes_nothing() -> None:
     clr = CyclicLR(0.001, 0.006, 4)
-    with pytest.raises(clrplug.InvalidArgumentError, match=r"max_lr \(0\.0005\) must be >= base_lr"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match=r"max_lr \(0\.0005\) must be >= base_lr"):
         clr._reset(new_max_lr=0.0005)
     assert (clr.base_lr, clr.max_lr, clr.step_size) == (0.001, 0.006, 4)
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import clrplug
-from clrplug import InvalidArgumentError, UnknownPolicyError
+from clrplug.errors import InvalidArgumentError, UnknownPolicyError
 from clrplug.registry import Registry
 
 
@@ -144,7 +144,7 @@ def test_a_million_iterations_vectorised() -> None:
     ],
 )
 def test_bad_arguments_are_refused_with_a_message(kwargs: dict, message: str) -> None:
-    with pytest.raises((InvalidArgumentError, clrplug.PolicyEvaluationError, clrplug.UnknownNameError), match=message):
+    with pytest.raises((InvalidArgumentError, clrplug.errors.PolicyEvaluationError, clrplug.errors.UnknownNameError), match=message):
         clrplug.learning_rates([0, 1, 2], **kwargs)
 
 

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from clrplug import ClrplugError, CyclicalSchedule, CyclicLR
+from clrplug import CyclicalSchedule, CyclicLR
+from clrplug.errors import ClrplugError
 
 FUZZ = settings(max_examples=200, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -27,16 +27,10 @@ import pytest
 from probe import fit_steps, probe_model
 
 import clrplug
-from clrplug import (
-    CyclicalSchedule,
-    CyclicLR,
-    InvalidArgumentError,
-    Policy,
-    PolicyEvaluationError,
-    UnknownPolicyError,
-)
+from clrplug import CyclicalSchedule, CyclicLR, Policy
 from clrplug import registry as registry_module
 from clrplug.cli import main as cli_main
+from clrplug.errors import InvalidArgumentError, PolicyEvaluationError, UnknownPolicyError
 from clrplug.registry import PluginLoadWarning, Registry
 
 GOOD_PLUGIN = """
@@ -99,7 +93,7 @@ def test_a_plugin_registering_a_non_policy_is_skipped_and_others_work(
     install_good(fake_dist)
     with pytest.warns(PluginLoadWarning, match=r"clrplug-impostor 6\.6 .*register\(\) takes a "
                       r"clrplug\.Policy"):
-        names = clrplug.default_registry().names()
+        names = clrplug.registry.default_registry().names()
     assert "good_wave" in names and "triangular2" in names
     assert "impostor" not in names and "before_impostor" not in names  # nothing half-applied
     assert_good_plugin_works()
@@ -304,7 +298,7 @@ def test_a_policy_failing_at_run_time_names_itself_and_its_distribution(name: st
         fit_steps(model, 4, [clr])
     assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 20_000_000 - 2
     # Used stand-alone, a policy without a keras.ops twin is refused when made.
-    with pytest.raises(clrplug.InvalidArgumentError, match=r"has no keras\.ops twin"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match=r"has no keras\.ops twin"):
         CyclicalSchedule(**args)
 
 

@@ -35,7 +35,8 @@ from recording import (
 )
 
 import clrplug
-from clrplug import ClrplugError, CyclicalSchedule, CyclicLR
+from clrplug import CyclicalSchedule, CyclicLR
+from clrplug.errors import ClrplugError
 
 BACKEND = keras.backend.backend()
 OWN_MOMENTUM = 0.7  # SGD's own momentum: outside the cycle's [0.8, 0.9]
@@ -180,21 +181,21 @@ def test_an_optimizer_without_a_momentum_to_cycle_is_refused(name: str) -> None:
     model.optimizer.build(model.trainable_variables)
     before = len(model.optimizer.variables)
     clr = CyclicLR(0.01, 0.05, 3, cycle_momentum=True)
-    with pytest.raises(clrplug.InvalidArgumentError, match=message):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match=message):
         clr.attach(model)
-    with pytest.raises(clrplug.InvalidArgumentError, match=message):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match=message):
         fit_probe(model, 4, [CyclicLR(0.01, 0.05, 3, cycle_momentum=True)],
                   measure="sgd" if name.startswith("SGD") else "momentum")
     # Refused before anything changed: no variable added, the optimizer's own rate in force.
     assert len(model.optimizer.variables) == before
     assert value(model.optimizer.learning_rate) == pytest.approx(0.1)
-    with pytest.raises(clrplug.InvalidArgumentError, match=message):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match=message):
         CyclicalSchedule(0.01, 0.05, 3, cycle_momentum=True).bind(model.optimizer)
 
 
 def test_sgd_without_momentum_still_trains_at_its_own_rate_after_the_refusal() -> None:
     model = rate_probe_model(keras.optimizers.SGD(0.1))
-    with pytest.raises(clrplug.InvalidArgumentError):
+    with pytest.raises(clrplug.errors.InvalidArgumentError):
         fit_probe(model, 4, [CyclicLR(0.01, 0.05, 3, cycle_momentum=True)])
     run = fit_probe(model, 4, [])
     assert_applied(run, np.full(4, 0.1))

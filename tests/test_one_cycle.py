@@ -29,7 +29,8 @@ from probe import fit_probe, rate_probe_model
 from recording import Crash, assert_applied, assert_loaded_run, fit_recorded, probe_data
 
 import clrplug
-from clrplug import InvalidArgumentError, OneCycleLR, OneCycleSchedule
+from clrplug import OneCycleLR, OneCycleSchedule
+from clrplug.errors import InvalidArgumentError
 
 BACKEND = keras.backend.backend()
 RTOL = 1e-5

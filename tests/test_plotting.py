@@ -81,7 +81,7 @@ def test_plot_schedule_is_exported_lazily_and_draws_into_given_axes():
     ],
 )
 def test_plot_schedule_refuses_bad_input(kwargs, match):
-    with pytest.raises(clrplug.ClrplugError, match=match):
+    with pytest.raises(clrplug.errors.ClrplugError, match=match):
         plot_schedule(**kwargs)
 
 
@@ -107,9 +107,9 @@ def test_plot_history_against_iterations_and_lr():
     swept = dict(history, lr=np.geomspace(1e-4, 1.0, 4))
     assert plot_history(swept, against="lr").axes[0].get_xscale() == "log"
     assert plot_history(swept).axes[0].get_yscale() == "log"
-    with pytest.raises(clrplug.InvalidArgumentError, match="against must be 'iterations' or 'lr'"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match="against must be 'iterations' or 'lr'"):
         plot_history(history, against="epochs")
-    with pytest.raises(clrplug.InvalidArgumentError, match=r"keys: \['acc'\] not in the history"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match=r"keys: \['acc'\] not in the history"):
         plot_history(history, ["acc"])
 
 

@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clrplug import ClrplugError, InvalidPolicyError, Policy, PolicyEvaluationError
-from clrplug.errors import InvalidArgumentError
+from clrplug import Policy
+from clrplug.errors import (
+    ClrplugError,
+    InvalidArgumentError,
+    InvalidPolicyError,
+    PolicyEvaluationError,
+)
 
 
 def test_seed_lambdas_are_valid_scale_functions() -> None:

@@ -13,13 +13,9 @@ import numpy as np
 import pytest
 
 import clrplug
-from clrplug import (
-    InvalidPolicyError,
-    Policy,
-    PolicyConflictError,
-    UnknownPolicyError,
-)
+from clrplug import Policy
 from clrplug.cli import main as cli_main
+from clrplug.errors import InvalidPolicyError, PolicyConflictError, UnknownPolicyError
 from clrplug.registry import PluginLoadWarning, Registry
 
 HOOK_PLUGIN = """
@@ -242,5 +238,5 @@ def test_unregister_normalises_names_and_names_a_missing_one(fresh_registry: Reg
     clrplug.unregister_policy("My-Pol")
     with pytest.raises(UnknownPolicyError, match="unknown policy 'my_pol'"):
         clrplug.unregister_policy("my_pol")
-    with pytest.raises(clrplug.InvalidArgumentError, match="a policy name must be a str, got int 3"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match="a policy name must be a str, got int 3"):
         clrplug.get_policy(3)  # type: ignore[arg-type]

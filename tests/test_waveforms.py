@@ -22,8 +22,9 @@ from probe import fit_probe, rate_probe_model
 from recording import assert_applied
 
 import clrplug
-from clrplug import CyclicalSchedule, CyclicLR, PolicyEvaluationError, UnknownNameError, Waveform
+from clrplug import CyclicalSchedule, CyclicLR, Waveform
 from clrplug.cli import main as cli_main
+from clrplug.errors import PolicyEvaluationError, UnknownNameError
 from clrplug.registry import Registry
 from clrplug.testing import PROPERTIES, PolicyConformanceError, check_waveform, waveforms_of
 

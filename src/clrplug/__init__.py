@@ -10,20 +10,11 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
 from clrplug._keras_import import when_keras_imported
-from clrplug.errors import (
-    ClrplugError,
-    InvalidArgumentError,
-    InvalidPolicyError,
-    NameConflictError,
-    PolicyConflictError,
-    PolicyEvaluationError,
-    UnknownNameError,
-    UnknownPolicyError,
-)
 from clrplug.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -31,32 +22,25 @@ if TYPE_CHECKING:
     from clrplug.formula import learning_rates, one_cycle_rates
     from clrplug.one_cycle import OneCycleLR
     from clrplug.one_cycle_schedule import OneCycleSchedule
-    from clrplug.plotting import plot_schedule
-    from clrplug.range_test import RangeTestResult, lr_range_test
-    from clrplug.records import Policy, PolicySource, Record, SuggestionRule, Waveform
+    from clrplug.plotting import plot_history, plot_schedule
+    from clrplug.range_test import lr_range_test
+    from clrplug.records import Policy, Record, SuggestionRule, Waveform
     from clrplug.registry import PluginFailure
     from clrplug.schedule import CyclicalSchedule
 
 __version__ = "0.2.0"
 
+# What a user types: the callbacks and schedules, the float64 references, the records a
+# plugin registers and registration, the range test and the plots. The rest (the
+# exceptions, the registry's and the range test's classes) is imported from its module:
+# clrplug.errors, clrplug.registry, ... (docs/api.md).
 __all__ = [
-    "ClrplugError",
     "CyclicLR",
     "CyclicalSchedule",
-    "InvalidArgumentError",
-    "InvalidPolicyError",
-    "NameConflictError",
     "OneCycleLR",
     "OneCycleSchedule",
-    "PluginFailure",
     "Policy",
-    "PolicyConflictError",
-    "PolicyEvaluationError",
-    "PolicySource",
-    "RangeTestResult",
     "SuggestionRule",
-    "UnknownNameError",
-    "UnknownPolicyError",
     "Waveform",
     "get_policy",
     "get_waveform",
@@ -67,6 +51,7 @@ __all__ = [
     "list_waveforms",
     "lr_range_test",
     "one_cycle_rates",
+    "plot_history",
     "plot_schedule",
     "register_policy",
     "unregister_policy",
@@ -78,19 +63,33 @@ _LAZY = {
     "learning_rates": "clrplug.formula",
     "one_cycle_rates": "clrplug.formula",
     "Policy": "clrplug.records",
-    "PolicySource": "clrplug.records",
-    "Record": "clrplug.records",
     "SuggestionRule": "clrplug.records",
     "Waveform": "clrplug.records",
-    "PluginFailure": "clrplug.registry",
-    "default_registry": "clrplug.registry",
     "CyclicLR": "clrplug.callback",
     "OneCycleLR": "clrplug.one_cycle",
     "CyclicalSchedule": "clrplug.schedule",
     "OneCycleSchedule": "clrplug.one_cycle_schedule",
-    "RangeTestResult": "clrplug.range_test",
     "lr_range_test": "clrplug.range_test",
+    "plot_history": "clrplug.plotting",
     "plot_schedule": "clrplug.plotting",
+}
+
+# Names the top level exported up to 0.2.0, now imported from their module. They still
+# resolve here, with a DeprecationWarning naming the module, until 0.3.
+_MOVED = {
+    "ClrplugError": "clrplug.errors",
+    "InvalidArgumentError": "clrplug.errors",
+    "InvalidPolicyError": "clrplug.errors",
+    "NameConflictError": "clrplug.errors",
+    "PolicyConflictError": "clrplug.errors",
+    "PolicyEvaluationError": "clrplug.errors",
+    "UnknownNameError": "clrplug.errors",
+    "UnknownPolicyError": "clrplug.errors",
+    "PolicySource": "clrplug.records",
+    "Record": "clrplug.records",
+    "PluginFailure": "clrplug.registry",
+    "default_registry": "clrplug.registry",
+    "RangeTestResult": "clrplug.range_test",
 }
 
 # The schedules register themselves with Keras' deserialisation when imported
@@ -101,13 +100,22 @@ when_keras_imported("clrplug.one_cycle_schedule")
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
-    if module is None:
-        if importlib.util.find_spec(f"clrplug.{name}") is not None:  # clrplug.registry, ...
-            return importlib.import_module(f"clrplug.{name}")
-        raise AttributeError(f"module 'clrplug' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    module = _MOVED.get(name)
+    if module is not None:
+        warnings.warn(
+            f"clrplug.{name} is deprecated and goes in clrplug 0.3: use {module}.{name} "
+            f"(from {module} import {name}).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(module), name)
+    if importlib.util.find_spec(f"clrplug.{name}") is not None:  # clrplug.errors, ...
+        return importlib.import_module(f"clrplug.{name}")
+    raise AttributeError(f"module 'clrplug' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:

@@ -1,6 +1,6 @@
 """The exceptions clrplug raises.
 
-Every error derives from :class:`ClrplugError`, so ``except clrplug.ClrplugError``
+Every error derives from :class:`ClrplugError`, so ``except clrplug.errors.ClrplugError``
 catches anything the library refuses. Errors about a bad argument (its value or
 its type alike) also derive from ``ValueError``, as Keras' own argument checks do.
 Messages name the argument, the value received and what would have been accepted.

@@ -279,7 +279,7 @@ class Policy(Record):
 
         ``params`` override the defaults (unknown names are refused). An exception from
         the scale function, or a value that is not finite or outside ``[0, 1]``, raises
-        :class:`~clrplug.PolicyEvaluationError` naming the policy and the first
+        :class:`~clrplug.errors.PolicyEvaluationError` naming the policy and the first
         offending ``x``.
         """
         resolved = self.resolve_params(params)

@@ -58,9 +58,9 @@ def test_scale_values_are_the_seeds():
 
 def test_parameters_that_grow_the_amplitude_are_refused():
     message = r"policy 'exp_decay' \(from clrplug-decay .*\) returned .* at x=1\.0"
-    with pytest.raises(clrplug.PolicyEvaluationError, match=message):
+    with pytest.raises(clrplug.errors.PolicyEvaluationError, match=message):
         clrplug.learning_rates([0, 1], mode="exp_decay", policy_params={"base": 0.5})
-    with pytest.raises(clrplug.PolicyEvaluationError, match=message):
+    with pytest.raises(clrplug.errors.PolicyEvaluationError, match=message):
         clrplug.CyclicLR(mode="exp_decay", policy_params={"base": 0.5})  # refused at once
 
 

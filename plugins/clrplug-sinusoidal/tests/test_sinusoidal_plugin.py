@@ -73,14 +73,14 @@ def test_a_huge_cycle_is_exact():
 
 
 def test_sine_period_refuses_a_period_that_is_no_ratio():
-    with pytest.raises(clrplug.PolicyEvaluationError, match="whole number of cycles or a ratio"):
+    with pytest.raises(clrplug.errors.PolicyEvaluationError, match="whole number of cycles or a ratio"):
         clrplug.CyclicLR(mode="sine_period", policy_params={"period": 2**0.5})
 
 
 def test_sine_period_refuses_a_zero_period():
-    with pytest.raises(clrplug.PolicyEvaluationError, match="period must be a non-zero"):
+    with pytest.raises(clrplug.errors.PolicyEvaluationError, match="period must be a non-zero"):
         clrplug.learning_rates([0, 1], mode="sine_period", policy_params={"period": 0})
-    with pytest.raises(clrplug.PolicyEvaluationError, match="period must be a non-zero"):
+    with pytest.raises(clrplug.errors.PolicyEvaluationError, match="period must be a non-zero"):
         clrplug.CyclicLR(mode="sine_period", policy_params={"period": 0})  # refused at once
 
 

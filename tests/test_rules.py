@@ -39,22 +39,33 @@ import pytest
 
 from clrplug.errors import InvalidArgumentError
 from clrplug.range_test import curve as curve_module
-from clrplug.range_test import rules
+from clrplug.range_test import fastai_rules, robust_rules, rules
 from clrplug.range_test.rules import (
     BUILTIN_RULES,
     RangeCurve,
     RuleResult,
     accuracy_rise,
-    minimum,
-    slide,
-    steep,
-    valley,
+    robust_minimum,
+    robust_slide,
+    robust_steep,
+    robust_valley,
 )
 
 LO, HI, STEPS = -6.0, 1.0, 300
 FACTOR = 1.5
-LOSS_RULES = {"valley": valley, "steep": steep, "minimum": minimum, "slide": slide}
+LOSS_RULES = {
+    "robust_valley": robust_valley,
+    "robust_steep": robust_steep,
+    "robust_minimum": robust_minimum,
+    "robust_slide": robust_slide,
+}
 ALL_RULES = {**LOSS_RULES, "accuracy_rise": accuracy_rise}
+FASTAI_RULES = {
+    "valley": fastai_rules.valley,
+    "steep": fastai_rules.steep,
+    "minimum": fastai_rules.minimum,
+    "slide": fastai_rules.slide,
+}
 
 # (start, lowest, warp): two shapes per rule whose answers differ by a factor >= 10.
 SHAPE_A = (-4.5, -2.0, 1.0)
@@ -136,10 +147,10 @@ def expected_slide(shape):
 
 
 EXPECTED = {
-    "valley": expected_valley,
-    "steep": expected_steep,
-    "minimum": expected_minimum,
-    "slide": expected_slide,
+    "robust_valley": expected_valley,
+    "robust_steep": expected_steep,
+    "robust_minimum": expected_minimum,
+    "robust_slide": expected_slide,
 }
 
 
@@ -189,14 +200,14 @@ def run_all(curve):
     ("name", "shape", "pre_slope"),
     [
         # valley needs a crisp start: a loss that rises slowly before the descent.
-        pytest.param("valley", SHAPE_A, 0.1, id="valley-A"),
-        pytest.param("valley", SHAPE_C, 0.1, id="valley-C"),
-        pytest.param("steep", SHAPE_A, 0.0, id="steep-A"),
-        pytest.param("steep", SHAPE_B, 0.0, id="steep-B"),
-        pytest.param("minimum", SHAPE_A, 0.0, id="minimum-A"),
-        pytest.param("minimum", SHAPE_B, 0.0, id="minimum-B"),
-        pytest.param("slide", SHAPE_A, 0.0, id="slide-A"),
-        pytest.param("slide", SHAPE_B, 0.0, id="slide-B"),
+        pytest.param("robust_valley", SHAPE_A, 0.1, id="robust_valley-A"),
+        pytest.param("robust_valley", SHAPE_C, 0.1, id="robust_valley-C"),
+        pytest.param("robust_steep", SHAPE_A, 0.0, id="robust_steep-A"),
+        pytest.param("robust_steep", SHAPE_B, 0.0, id="robust_steep-B"),
+        pytest.param("robust_minimum", SHAPE_A, 0.0, id="robust_minimum-A"),
+        pytest.param("robust_minimum", SHAPE_B, 0.0, id="robust_minimum-B"),
+        pytest.param("robust_slide", SHAPE_A, 0.0, id="robust_slide-A"),
+        pytest.param("robust_slide", SHAPE_B, 0.0, id="robust_slide-B"),
     ],
 )
 def test_each_loss_rule_finds_the_known_answer(name, shape, pre_slope, noise):
@@ -210,10 +221,10 @@ def test_each_loss_rule_finds_the_known_answer(name, shape, pre_slope, noise):
 
 def test_the_two_shapes_per_rule_have_answers_a_decade_apart():
     pairs = {
-        "valley": (SHAPE_A, SHAPE_C),
-        "steep": (SHAPE_A, SHAPE_B),
-        "minimum": (SHAPE_A, SHAPE_B),
-        "slide": (SHAPE_A, SHAPE_B),
+        "robust_valley": (SHAPE_A, SHAPE_C),
+        "robust_steep": (SHAPE_A, SHAPE_B),
+        "robust_minimum": (SHAPE_A, SHAPE_B),
+        "robust_slide": (SHAPE_A, SHAPE_B),
     }
     for name, (first, second) in pairs.items():
         assert decades(EXPECTED[name](first), EXPECTED[name](second)) >= 1.0, name
@@ -223,8 +234,8 @@ def test_steep_and_valley_differ_on_a_warped_descent():
     # Warped, the descent is steepest well past its middle: the two rules must see it.
     curve = loss_curve(SHAPE_B, noise=0.03, seed=1)
     assert decades(expected_steep(SHAPE_B), expected_valley(SHAPE_B)) > 0.6
-    assert_near(steep(curve), expected_steep(SHAPE_B))
-    assert steep(curve).max_lr > 2.0 * valley(curve).max_lr
+    assert_near(robust_steep(curve), expected_steep(SHAPE_B))
+    assert robust_steep(curve).max_lr > 2.0 * robust_valley(curve).max_lr
 
 
 # -- noise, plateaus, spikes --------------------------------------------------------------------
@@ -234,7 +245,7 @@ def test_steep_and_valley_differ_on_a_warped_descent():
 def test_valley_on_a_noisy_plateau_errs_on_the_cautious_side(shape):
     for seed in range(5):
         curve = loss_curve(shape, noise=0.03, seed=seed)
-        assert_near(valley(curve), expected_valley(shape), below=2.5)
+        assert_near(robust_valley(curve), expected_valley(shape), below=2.5)
 
 
 def test_early_spikes_are_neither_the_valley_start_nor_the_minimum():
@@ -244,11 +255,11 @@ def test_early_spikes_are_neither_the_valley_start_nor_the_minimum():
         for spike in [(2, 5.0, 4), (31, 8.0, 3), (40, -2.4, 2)]:  # in the trimmed tenth, after it,
             spiked = loss_curve(shape, noise=0.03, seed=seed, pre_slope=0.1, spike=spike)  # a dip
             results = run_all(spiked)
-            assert_near(results["valley"], expected_valley(shape))
-            assert_near(results["minimum"], expected_minimum(shape))
-            assert_near(results["steep"], expected_steep(shape))
+            assert_near(results["robust_valley"], expected_valley(shape))
+            assert_near(results["robust_minimum"], expected_minimum(shape))
+            assert_near(results["robust_steep"], expected_steep(shape))
             # A spike that became the valley's start would move it half the way to the spike.
-            assert decades(results["valley"].max_lr, valley(clean).max_lr) < 0.1
+            assert decades(results["robust_valley"].max_lr, robust_valley(clean).max_lr) < 0.1
 
 
 def test_a_noisy_start_does_not_move_the_suggestions():
@@ -256,9 +267,9 @@ def test_a_noisy_start_does_not_move_the_suggestions():
         for seed in range(3):
             curve = loss_curve(shape, noise=0.02, seed=seed, noisy_start=0.3)
             results = run_all(curve)
-            for name in ("steep", "minimum", "slide"):
+            for name in ("robust_steep", "robust_minimum", "robust_slide"):
                 assert_near(results[name], EXPECTED[name](shape))
-            assert_near(results["valley"], expected_valley(shape), below=2.5)
+            assert_near(results["robust_valley"], expected_valley(shape), below=2.5)
 
 
 def test_heavy_noise_still_gives_a_suggestion_in_the_descent():
@@ -266,9 +277,9 @@ def test_heavy_noise_still_gives_a_suggestion_in_the_descent():
         curve = loss_curve(SHAPE_C, noise=0.1, seed=seed)
         results = run_all(curve)
         start, lowest, _ = SHAPE_C
-        for name in ("valley", "steep", "slide"):
+        for name in ("robust_valley", "robust_steep", "robust_slide"):
             assert 10 ** (start - 0.5) <= results[name].max_lr <= 10**lowest, results[name]
-        assert_near(results["minimum"], expected_minimum(SHAPE_C))
+        assert_near(results["robust_minimum"], expected_minimum(SHAPE_C))
 
 
 # -- divergence and NaN tails -------------------------------------------------------------------
@@ -302,9 +313,9 @@ def test_a_loss_that_falls_until_it_blows_up_is_read_before_the_blow_up():
     curve = RangeCurve(lr, loss)
     results = run_all(curve)
     # fastai's trimming keeps 5 steps away; the slope window keeps more.
-    assert results["steep"].index < blow_up - 5
-    assert results["minimum"].max_lr <= lr[blow_up - 5] / 10
-    assert results["valley"].index < blow_up - 5
+    assert results["robust_steep"].index < blow_up - 5
+    assert results["robust_minimum"].max_lr <= lr[blow_up - 5] / 10
+    assert results["robust_valley"].index < blow_up - 5
 
 
 def test_slide_does_not_stop_on_a_steady_rise_after_the_minimum():
@@ -316,8 +327,8 @@ def test_slide_does_not_stop_on_a_steady_rise_after_the_minimum():
         return 2.5 - (1.0 - np.cos(np.pi * t)) + 0.4 * np.clip(x - lowest, 0.0, None)
 
     curve = with_stop_rule(lr, shape(u), shape(u))
-    result = slide(curve)
-    assert_valid("slide", result, curve)
+    result = robust_slide(curve)
+    assert_valid("robust_slide", result, curve)
     assert result.max_lr < 10**lowest
     # fastai's scan from the end would stop on the straight rise, past the minimum.
     last = curve.valid_length - 1
@@ -329,8 +340,8 @@ def test_minimum_below_the_sweep_suggests_its_lowest_rate():
     lr, u = sweep(lo=-6.0, hi=-3.0)
     clean = loss_shape(u, -5.5, -5.25)
     curve = with_stop_rule(lr, clean, clean)
-    result = minimum(curve)
-    assert_valid("minimum", result, curve)
+    result = robust_minimum(curve)
+    assert_valid("robust_minimum", result, curve)
     assert result.max_lr == lr[0] and result.index == 0
 
 
@@ -388,7 +399,7 @@ def test_a_linear_sweep_from_zero():
     curve = RangeCurve(lr, 2.5 - 2.0 / (1.0 + np.exp(-z)) + np.clip(lr - 0.6, 0, None) * 20)
     results = run_all(curve)
     assert all(result is not None for result in results.values())
-    assert 0.2 < results["steep"].max_lr < 0.4
+    assert 0.2 < results["robust_steep"].max_lr < 0.4
 
 
 # -- accuracy_rise ------------------------------------------------------------------------------
@@ -532,19 +543,22 @@ def test_slide_refuses_bad_parameters():
         dict(adjust_value=0.0),
     ):
         with pytest.raises(InvalidArgumentError):
-            slide(curve, **kwargs)
-    adjusted = slide(curve, adjust_value=0.5)
-    assert adjusted.max_lr == pytest.approx(slide(curve).max_lr * 0.5)
+            robust_slide(curve, **kwargs)
+    adjusted = robust_slide(curve, adjust_value=0.5)
+    assert adjusted.max_lr == pytest.approx(robust_slide(curve).max_lr * 0.5)
 
 
 def test_builtin_rules_are_listed_in_a_stable_order():
-    assert list(BUILTIN_RULES) == ["valley", "steep", "minimum", "slide", "accuracy_rise"]
+    assert list(BUILTIN_RULES) == [
+        "valley", "steep", "minimum", "slide",
+        "robust_valley", "robust_steep", "robust_minimum", "robust_slide", "accuracy_rise",
+    ]
     for name, (fn, description) in BUILTIN_RULES.items():
-        assert fn is ALL_RULES[name]
+        assert fn is {**ALL_RULES, **FASTAI_RULES}[name]
         assert description and "\n" not in description
         assert next(iter(inspect.signature(fn).parameters)) == "curve"
     with pytest.raises(TypeError):
-        BUILTIN_RULES["mine"] = (valley, "")  # read-only
+        BUILTIN_RULES["mine"] = (robust_valley, "")  # read-only
 
 
 def test_longest_descent_lengths_match_the_quadratic_definition():
@@ -559,13 +573,16 @@ def test_longest_descent_lengths_match_the_quadratic_definition():
     rng = np.random.default_rng(0)
     for size in (1, 2, 7, 50):
         for values in (rng.normal(size=size), rng.integers(0, 4, size=size).astype(float)):
-            assert list(rules._longest_descent_lengths(values)) == brute(values)
+            assert list(fastai_rules.longest_descent_lengths(values)) == brute(values)
 
 
 # -- the module ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", [rules, curve_module], ids=["rules", "curve"])
+RULE_MODULES = [rules, curve_module, fastai_rules, robust_rules]
+
+
+@pytest.mark.parametrize("module", RULE_MODULES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_the_rules_modules_need_only_numpy(module):
     tree = ast.parse(Path(module.__file__).read_text())
     imported = set()
@@ -576,6 +593,9 @@ def test_the_rules_modules_need_only_numpy(module):
             imported.add(node.module)
     assert imported <= {
         "clrplug.range_test.curve",
+        "clrplug.range_test.fastai_rules",
+        "clrplug.range_test.robust_rules",
+        "fractions",
         "__future__",
         "bisect",
         "math",
@@ -589,7 +609,7 @@ def test_the_rules_modules_need_only_numpy(module):
 
 def _docstring_examples() -> list[tuple[str, str]]:
     examples = []
-    for module in (rules, curve_module):
+    for module in RULE_MODULES:
         for name, obj in [("module", module), *inspect.getmembers(module, callable)]:
             doc = inspect.getdoc(obj) or ""
             if getattr(obj, "__module__", module.__name__) != module.__name__:
@@ -604,11 +624,12 @@ def test_docstring_examples_run(name, code):
 
 
 def test_every_rule_has_a_runnable_example():
-    assert {name for name, _ in _docstring_examples()} >= set(ALL_RULES) | {"RangeCurve"}
+    names = {name for name, _ in _docstring_examples()}
+    assert names >= set(ALL_RULES) | set(FASTAI_RULES) | {"RangeCurve", "ambiguity"}
 
 
 def test_rule_signatures_are_typed():
-    hints: dict[str, Callable[..., object]] = dict(ALL_RULES)
+    hints: dict[str, Callable[..., object]] = {**ALL_RULES, **FASTAI_RULES}
     for name, fn in hints.items():
         annotations = inspect.get_annotations(fn)
         assert annotations.get("return") == "RuleResult | None", name

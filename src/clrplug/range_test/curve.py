@@ -11,13 +11,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from types import MappingProxyType
 
 import numpy as np
 
 from clrplug.errors import InvalidArgumentError
 
-__all__ = ["MIN_POINTS", "SIGNIFICANCE", "RangeCurve", "RuleResult", "smooth_values", "smoothing_width"]
+__all__ = [
+    "FASTAI_SMOOTHING", "MIN_POINTS", "SIGNIFICANCE", "LossView", "RangeCurve", "RuleResult",
+    "ema", "format_rate", "index_near", "is_significant", "loss_view", "noise_level",
+    "slope_per_log_lr", "slope_per_step", "smooth_values", "smoothing_width", "within_sweep",
+]
+
+#: fastai's ``AvgSmoothLoss`` factor, the recorder's default ``smoothing``.
+FASTAI_SMOOTHING = 0.98
 
 #: Fewest usable points (after cutting and trimming) a rule reads anything from.
 MIN_POINTS = 8
@@ -59,13 +67,19 @@ class RangeCurve:
         metrics: other per-step columns, e.g. ``"accuracy"`` and ``"val_accuracy"``
             (NaN where not measured), each as long as ``lr``.
         diverged_at: index of the first step past divergence when the test stopped
-            early (the step that tripped the stop rule); it and everything after
-            it are ignored.
+            early (the step that tripped the stop rule); clrplug's own rules ignore
+            it and everything after it, fastai's keep it (fastai's recorder holds
+            the step that stopped the test, and ``lr_find`` trims the last 5 steps).
+        smooth_loss: the recorder's moving average of the loss (fastai's
+            ``AvgSmoothLoss``), which fastai's rules read; default: :func:`ema` of
+            ``loss`` with fastai's factor 0.98.
+        planned_steps: the steps the sweep was planned to last (fastai's ``num_it``:
+            ``lr_find`` drops the first ``num_it // 10`` steps); default ``len(lr)``.
 
     Raises:
         InvalidArgumentError: arrays that are not one-dimensional or not as long as
-            ``lr``, a non-finite, negative or decreasing ``lr``, or a negative
-            ``diverged_at``.
+            ``lr``, a non-finite, negative or decreasing ``lr``, a negative
+            ``diverged_at``, or ``planned_steps`` not a positive integer.
 
     Example:
 
@@ -86,6 +100,8 @@ class RangeCurve:
     loss: np.ndarray
     metrics: Mapping[str, np.ndarray] = field(default_factory=dict)
     diverged_at: int | None = None
+    smooth_loss: np.ndarray | None = None
+    planned_steps: int | None = None
 
     def __post_init__(self) -> None:
         lr = _as_vector("lr", self.lr)
@@ -118,6 +134,24 @@ class RangeCurve:
             if diverged < 0:
                 raise InvalidArgumentError(f"diverged_at must be >= 0, got {diverged!r}.")
             diverged = int(diverged)
+        if self.smooth_loss is None:
+            smooth = ema(loss, FASTAI_SMOOTHING)
+            smooth.flags.writeable = False
+        else:
+            smooth = _as_vector("smooth_loss", self.smooth_loss)
+            if len(smooth) != len(lr):
+                raise InvalidArgumentError(
+                    f"smooth_loss has {len(smooth)} values, lr has {len(lr)}: one per step."
+                )
+        planned = self.planned_steps
+        if planned is None:
+            planned = len(lr)
+        elif isinstance(planned, bool) or not isinstance(planned, (int, np.integer)) or planned < 1:
+            raise InvalidArgumentError(
+                f"planned_steps must be None or an integer >= 1, got {planned!r}."
+            )
+        object.__setattr__(self, "smooth_loss", smooth)
+        object.__setattr__(self, "planned_steps", int(planned))
         object.__setattr__(self, "lr", lr)
         object.__setattr__(self, "loss", loss)
         object.__setattr__(self, "metrics", MappingProxyType(metrics))
@@ -135,9 +169,11 @@ class RangeCurve:
 
     def valid(self) -> RangeCurve:
         """The curve cut before divergence: its first :attr:`valid_length` steps."""
-        end = self.valid_length
+        end, smooth = self.valid_length, self.smooth_loss
+        assert smooth is not None  # set by __post_init__
         return RangeCurve(
-            self.lr[:end], self.loss[:end], {k: v[:end] for k, v in self.metrics.items()}
+            self.lr[:end], self.loss[:end], {k: v[:end] for k, v in self.metrics.items()},
+            smooth_loss=smooth[:end], planned_steps=self.planned_steps,
         )
 
     def accuracy_key(self) -> str | None:
@@ -166,7 +202,7 @@ class RangeCurve:
         tenth of the points, where the window fits. Empty arrays when fewer than
         :data:`MIN_POINTS` steps remain.
         """
-        view = _loss_view(self, require_descent=False)
+        view = loss_view(self, require_descent=False)
         if view is None:
             return np.empty(0), np.empty(0)
         inner = slice(view.h, view.m - view.h)
@@ -266,7 +302,7 @@ def smoothing_width(points: int) -> int:
     return max(3, points // 10) | 1
 
 
-def _noise(raw: np.ndarray, smooth: np.ndarray, width: int) -> float:
+def noise_level(raw: np.ndarray, smooth: np.ndarray, width: int) -> float:
     """Noise of the smoothed values: the raw values' scatter around them over sqrt(width).
 
     The scatter is the median absolute deviation scaled to a standard deviation (so
@@ -285,12 +321,42 @@ def _noise(raw: np.ndarray, smooth: np.ndarray, width: int) -> float:
     return sigma / math.sqrt(width)
 
 
-def _significant(move: float, noise: float, level: float) -> bool:
+def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
+    """Bias-corrected exponential moving average (fastai's smoothed loss); NaN passes through.
+
+    ``average -= (average - value) * (1 - smoothing)`` rounded once, as
+    ``torch.lerp`` computes it (a fused multiply-add), then divided by
+    ``1 - smoothing**seen``: fastai's ``AvgSmoothLoss`` to the last bit (its ``valley``
+    compares losses strictly; on a flat stretch rounding decides). A non-finite
+    value is passed through and not averaged.
+    """
+    out = np.full(len(values), np.nan)
+    average, seen, weight = 0.0, 0, 1.0 - smoothing
+    for i, value in enumerate(values):
+        if not np.isfinite(value):
+            out[i] = value
+            continue
+        seen += 1
+        average = _fused_multiply_add(-(average - float(value)), weight, average)
+        out[i] = average / (1.0 - smoothing**seen)
+    return out
+
+
+def _fused_multiply_add(a: float, b: float, c: float) -> float:
+    """``a * b + c`` rounded once (``math.fma`` from Python 3.13; exact fractions before)."""
+    fma = getattr(math, "fma", None)
+    if fma is not None:
+        return float(fma(a, b, c))
+    return float(Fraction(a) * Fraction(b) + Fraction(c))
+
+
+def is_significant(move: float, noise: float, level: float) -> bool:
+    """Whether ``move`` exceeds :data:`SIGNIFICANCE` noise units (and rounding at ``level``)."""
     return bool(move > SIGNIFICANCE * noise and move > 1e-9 * max(abs(level), 1e-300))
 
 
 @dataclass(frozen=True, eq=False)
-class _LossView:
+class LossView:
     """The trimmed, smoothed loss the loss rules read (positions relative to ``offset``)."""
 
     offset: int  # index in curve.lr of position 0
@@ -303,7 +369,12 @@ class _LossView:
     bottom: int  # position of the lowest smoothed loss (first one)
 
 
-def _loss_view(curve: RangeCurve, require_descent: bool = True) -> _LossView | None:
+def loss_view(curve: RangeCurve, require_descent: bool = True) -> LossView | None:
+    """The curve cut before divergence, trimmed like fastai's, smoothed, its noise measured.
+
+    None when fewer than :data:`MIN_POINTS` remain, or (``require_descent``) when the
+    smoothed loss does not fall by more than :data:`SIGNIFICANCE` noise units.
+    """
     # Cut first, then trim: the result does not depend on what followed the divergence.
     end = curve.valid_length
     start = end // _TRIM_START_FRACTION
@@ -320,14 +391,14 @@ def _loss_view(curve: RangeCurve, require_descent: bool = True) -> _LossView | N
     s = smooth_values(raw, width)
     inner = slice(h, m - h)
     bottom = h + int(np.argmin(s[inner]))
-    noise = _noise(raw[inner], s[inner], width)
+    noise = noise_level(raw[inner], s[inner], width)
     drop = float(np.max(s[h : bottom + 1]) - s[bottom])
-    if require_descent and not _significant(drop, noise, float(np.max(np.abs(s[inner])))):
+    if require_descent and not is_significant(drop, noise, float(np.max(np.abs(s[inner])))):
         return None
-    return _LossView(start, lr, raw, s, h, m, noise, bottom)
+    return LossView(start, lr, raw, s, h, m, noise, bottom)
 
 
-def _slope_per_step(view: _LossView) -> np.ndarray:
+def slope_per_step(view: LossView) -> np.ndarray:
     """Slope of the smoothed loss over its own smoothing window, per step (NaN near the ends).
 
     A central difference across the window: on the average of ``2h + 1`` points, the
@@ -341,19 +412,33 @@ def _slope_per_step(view: _LossView) -> np.ndarray:
     return out
 
 
-def _index_near(curve: RangeCurve, rate: float) -> int:
+def slope_per_log_lr(view: LossView) -> np.ndarray:
+    """Like :func:`slope_per_step`, per unit of ``log(lr)``: the same on any sweep's spacing."""
+    s, h, m = view.s, view.h, view.m
+    out = np.full(m, np.nan)
+    if m > 4 * h:
+        with np.errstate(divide="ignore"):
+            log_lr = np.log(view.lr)
+        run = log_lr[3 * h : m - h] - log_lr[h : m - 3 * h]
+        out[2 * h : m - 2 * h] = (s[3 * h : m - h] - s[h : m - 3 * h]) / run
+    return out
+
+
+def index_near(curve: RangeCurve, rate: float) -> int:
     """Index of the swept rate nearest to ``rate`` on the logarithmic axis."""
     positive = np.flatnonzero(curve.lr > 0)
     distance = np.abs(np.log(curve.lr[positive]) - math.log(rate))
     return int(positive[int(np.argmin(distance))])
 
 
-def _within_sweep(curve: RangeCurve, rate: float) -> float:
+def within_sweep(curve: RangeCurve, rate: float) -> float:
+    """``rate`` clipped to the sweep's positive rates."""
     positive = curve.lr[curve.lr > 0]
     return float(np.clip(rate, positive[0], positive[-1]))
 
 
-def _fmt(rate: float) -> str:
+def format_rate(rate: float) -> str:
+    """A rate as the rules' reasons write it (``1.23e-03``)."""
     return f"{rate:.2e}"
 
 

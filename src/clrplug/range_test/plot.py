@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from clrplug.plotting import _accuracy_keys, _axes_or_new, _finish, _finite, _format_lr
-
-if TYPE_CHECKING:
-    from clrplug.range_test.result import RangeTestResult
+from clrplug.range_test.defaults import DEFAULT_RULE
 
 __all__ = ["plot_range_test"]
 
@@ -55,7 +53,7 @@ def _mark_suggestions(
 
 
 def plot_range_test(
-    result: RangeTestResult,
+    result: Any,
     path: str | os.PathLike[str] | None = None,
     ax: Any = None,
     *,
@@ -82,8 +80,6 @@ def plot_range_test(
     Returns:
         The matplotlib ``Figure``.
     """
-    from clrplug.range_test.result import DEFAULT_RULE
-
     suggestions: dict[str, Any] = dict(result.suggestions())
     chosen = result.suggest(rule)
     shaded = DEFAULT_RULE if rule is None else getattr(rule, "name", rule)
@@ -101,7 +97,9 @@ def plot_range_test(
                    label="loss (per batch)")
     smooth_lr, smooth_loss = result.smoothed("loss")
     loss_axis.plot(smooth_lr, smooth_loss, color="tab:blue", linewidth=1.8,
-                   label="loss (smoothed, as the rules read it)")
+                   label="loss (smoothed, centred: as the robust_* rules read it)")
+    loss_axis.plot(lr, result.smoothed_loss, color="tab:cyan", linewidth=1.0,
+                   label="loss (moving average, as fastai's rules read it)")
     valid = result.loss[: result.valid_steps]
     if smooth_loss.size and np.isfinite(valid).any():
         # From the lowest loss to a little above where it started: the divergence at the
@@ -115,8 +113,9 @@ def plot_range_test(
     loss_axis.set_ylabel("training loss")
     loss_axis.set_title(
         f"LR range test: {result.step_mode} sweep, {len(lr)}/{result.steps} steps, "
-        f"{result.stop_reason}; shaded: {shaded}",
-        fontsize=10,
+        f"{result.stop_reason}; shaded: {shaded}"
+        + ("" if result.ambiguity() is None else "\nnot confident: " + result.ambiguity()),
+        fontsize=10 if result.ambiguity() is None else 8,
     )
     _mark_suggestions(loss_axis, suggestions, shaded)
     if accuracy or val_accuracy:

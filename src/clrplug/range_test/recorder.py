@@ -18,24 +18,11 @@ from keras import ops
 
 from clrplug.engine import compat
 from clrplug.history import deaverage, loss_count, non_mean_names
+from clrplug.range_test.curve import ema
 from clrplug.range_test.result import RangeTestResult
 from clrplug.range_test.sweep import SweepSchedule
 
 __all__ = ["Recorder", "ema"]
-
-
-def ema(values: np.ndarray, smoothing: float) -> np.ndarray:
-    """Bias-corrected exponential moving average (fastai's smoothed loss); NaN passes through."""
-    out = np.full(len(values), np.nan)
-    average, seen = 0.0, 0
-    for i, value in enumerate(values):
-        if not np.isfinite(value):
-            out[i] = value
-            continue
-        seen += 1
-        average = smoothing * average + (1.0 - smoothing) * value
-        out[i] = average / (1.0 - smoothing**seen)
-    return out
 
 
 class Recorder(keras.callbacks.Callback):

@@ -5,8 +5,7 @@ resolves a rule by name through the registry (built-in and plugin rules alike),
 runs it on the record's :class:`~clrplug.range_test.rules.RangeCurve` and returns a
 :class:`Suggestion`. NumPy only: Keras is imported only by the methods that build
 a callback (:meth:`~RangeTestResult.cyclic_lr`, :meth:`~RangeTestResult.one_cycle`).
-A little over 400 lines: the record, its suggestions, the callbacks and plot built from
-them, and the defaults the benchmark chose, documented where they are used.
+The defaults the benchmark chose are in :mod:`.defaults`.
 """
 
 from __future__ import annotations
@@ -22,6 +21,15 @@ import numpy as np
 from clrplug import checks
 from clrplug.errors import ClrplugError, InvalidArgumentError, UnknownNameError
 from clrplug.range_test.curve import RangeCurve, RuleResult, smooth_values, smoothing_width
+from clrplug.range_test.defaults import (
+    BENCHMARKED_STEPS_PER_DECADE,
+    DEFAULT_LOWER,
+    DEFAULT_MAX_LR,
+    DEFAULT_MIN_LR,
+    DEFAULT_RULE,
+    DEFAULT_STEPS,
+)
+from clrplug.range_test.rules import AmbiguousCurveWarning, ambiguity
 from clrplug.records import SuggestionRule
 from clrplug.registry import default_registry
 
@@ -39,29 +47,6 @@ __all__ = [
     "Suggestion",
 ]
 
-#: The rule :attr:`RangeTestResult.suggested_max_lr`, :meth:`~RangeTestResult.cyclic_lr`
-#: and :meth:`~RangeTestResult.one_cycle` use when none is named. Chosen by
-#: ``benchmarks/convergence.py`` (3 tasks, 5 seeds, SGD and Adam; docs/range-test.md,
-#: "Which rule: the benchmark"): a 1cycle peaking at ``slide``'s ``max_lr`` came within
-#: 0.5 points of a tuned grid of fixed rates on every task and optimizer, where
-#: ``valley`` (fastai's default) sat a decade below the best rate and fell 2 to 3 points
-#: short, and ``steep`` and ``accuracy_rise`` peaked high enough to fail on the CNN.
-DEFAULT_RULE = "slide"
-
-#: The lower bound when the rule gives none: ``base_lr = max_lr / DEFAULT_LOWER`` (Smith
-#: takes a third to a quarter of the upper bound); the default of ``base_div``. In the
-#: same benchmark ``max_lr / 4`` did as well as or better than ``max_lr / 10`` and than
-#: ``accuracy_rise``'s own lower bound in its worst case for every rule.
-DEFAULT_LOWER = 4.0
-
-#: The sweep of that benchmark, and ``lr_range_test``'s defaults: 200 steps from 1e-5 to 10.
-DEFAULT_MIN_LR, DEFAULT_MAX_LR, DEFAULT_STEPS = 1e-5, 10.0, 200
-
-#: Its resolution (33 steps per decade): ``slide`` counts its window and threshold in
-#: steps, so a much coarser sweep can leave it no window.
-BENCHMARKED_STEPS_PER_DECADE = (DEFAULT_STEPS - 1) / math.log10(DEFAULT_MAX_LR / DEFAULT_MIN_LR)
-
-
 @dataclass(frozen=True)
 class Suggestion:
     """A rule's suggested bounds.
@@ -72,6 +57,10 @@ class Suggestion:
         max_lr: the suggested upper bound (a 1cycle's peak).
         reason: one line saying what the rule found.
         index: the step of the record the suggestion marks (for plots).
+        caveat: None, or one line saying why the curve does not support a
+            confident suggestion and what to try
+            (:func:`~clrplug.range_test.rules.ambiguity`); :meth:`RangeTestResult.suggest`
+            also issues it as an :class:`~clrplug.range_test.rules.AmbiguousCurveWarning`.
     """
 
     rule: str
@@ -79,6 +68,7 @@ class Suggestion:
     max_lr: float
     reason: str
     index: int
+    caveat: str | None = None
 
 
 def _rule_record(rule: Any) -> SuggestionRule:
@@ -187,6 +177,8 @@ class RangeTestResult:
                 self.loss,
                 dict(self.metrics),
                 diverged_at=None if self.stop_reason == "completed" else self.valid_steps,
+                smooth_loss=self.smoothed_loss,
+                planned_steps=self.steps,
             )
             self._cache["curve"] = curve
         return curve
@@ -218,16 +210,27 @@ class RangeTestResult:
     # -- suggestions -------------------------------------------------------------------
 
     def suggest(
-        self, rule: str | SuggestionRule | None = None, *, base_div: float = DEFAULT_LOWER
+        self,
+        rule: str | SuggestionRule | None = None,
+        *,
+        base_div: float = DEFAULT_LOWER,
+        _warn: bool = True,
     ) -> Suggestion | None:
         """The bounds rule ``rule`` reads from the record, or None when it finds no range.
 
         Args:
-            rule: a registered rule's name (``valley``, ``steep``, ``minimum``, ``slide``,
-                ``accuracy_rise`` or a plugin's; ``clrplug policies`` lists them), or a
-                :class:`~clrplug.SuggestionRule`. Default :data:`DEFAULT_RULE`.
+            rule: a registered rule's name (fastai's ``valley``, ``steep``, ``minimum``,
+                ``slide``; clrplug's ``robust_valley``, ``robust_steep``,
+                ``robust_minimum``, ``robust_slide``, ``accuracy_rise``; or a plugin's:
+                ``clrplug policies`` lists them), or a :class:`~clrplug.SuggestionRule`.
+                Default :data:`DEFAULT_RULE`.
             base_div: ``base_lr = max_lr / base_div`` when the rule gives no lower bound
                 of its own (``accuracy_rise`` does). Default :data:`DEFAULT_LOWER`.
+
+        Warns:
+            AmbiguousCurveWarning: once per result and rule, when the curve does not
+                support a confident suggestion (:meth:`ambiguity`; the line names what
+                to try); the suggestion's ``caveat`` holds the same line.
 
         Raises:
             UnknownNameError: no rule is registered under that name.
@@ -243,7 +246,16 @@ class RangeTestResult:
             return self._run(record, divisor)
         if key not in self._cache:
             self._cache[key] = self._run(record, divisor)
-        return self._cache[key]
+        found: Suggestion | None = self._cache[key]
+        warned: set[Any] = self._cache.setdefault("warned", set())
+        if found is not None and found.caveat is not None and _warn and key not in warned:
+            warned.add(key)
+            warnings.warn(
+                f"clrplug: the range test's rule {record.name!r} suggests max_lr="
+                f"{found.max_lr:.3g}, but {found.caveat}",
+                AmbiguousCurveWarning, stacklevel=2,
+            )
+        return found
 
     def _run(self, record: SuggestionRule, base_div: float) -> Suggestion | None:
         curve = self.curve()
@@ -266,7 +278,21 @@ class RangeTestResult:
                 f"{len(curve)} steps."
             )
         base = found.base_lr if found.base_lr is not None else found.max_lr / base_div
-        return Suggestion(record.name, base, found.max_lr, found.reason, found.index)
+        return Suggestion(
+            record.name, base, found.max_lr, found.reason, found.index, self.ambiguity()
+        )
+
+    def ambiguity(self) -> str | None:
+        """One line saying why no suggestion from this record should be trusted, or None.
+
+        See :func:`clrplug.range_test.rules.ambiguity`: the loss diverged right after the
+        start, shows no clear descent, or the rules disagree by more than about an
+        order of magnitude. The line names what to try.
+        """
+        if "ambiguity" not in self._cache:
+            self._cache["ambiguity"] = ambiguity(self.curve())
+        caveat: str | None = self._cache["ambiguity"]
+        return caveat
 
     def suggestions(self, *, base_div: float = DEFAULT_LOWER) -> dict[str, Suggestion | None]:
         """Every registered rule's suggestion, by name (None where a rule finds no range).
@@ -288,7 +314,7 @@ class RangeTestResult:
                 out[record.name] = None
                 continue
             try:
-                out[record.name] = self.suggest(record, base_div=base_div)
+                out[record.name] = self.suggest(record, base_div=base_div, _warn=False)
             except ClrplugError as exc:
                 if record.source.kind == "builtin":
                     raise

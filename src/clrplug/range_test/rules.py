@@ -1,427 +1,170 @@
-"""Named suggestion rules: read the LR range test's curves, suggest the learning rate.
+"""The range test's named suggestion rules, and the check that says when they cannot tell.
 
 Each rule is a pure function ``rule(curve) -> RuleResult | None`` of a
-:class:`RangeCurve` (the per-step record of the sweep): fastai's ``valley``,
-``steep``, ``minimum`` and ``slide``, re-implemented from their definitions, and
-clrplug's own ``accuracy_rise`` (the seed's start-of-rise and elbow). The range
-test builds the curve from its record and resolves rules by name through the
-registry, which lists :data:`BUILTIN_RULES` like any plugin's rules. NumPy only.
+:class:`RangeCurve` (the per-step record of the sweep). :data:`BUILTIN_RULES` lists
+them for the registry, which resolves them by name like any plugin's rules:
 
-Shared robustness, applied by every rule before it looks at the curve:
+- fastai's ``valley``, ``steep``, ``minimum`` and ``slide``
+  (:mod:`.fastai_rules`): the same step as fastai 2.8's functions of those names
+  on the same record, as ``lr_find`` applies them;
+- clrplug's ``robust_valley``, ``robust_steep``, ``robust_minimum`` and
+  ``robust_slide`` (:mod:`.robust_rules`): the same definitions read on a curve cut
+  before divergence and smoothed without lag, and None instead of a number when
+  the loss does not fall beyond its noise;
+- ``accuracy_rise``: the seed's start-of-rise and elbow of the accuracy.
 
-- cut at ``diverged_at`` and at the first non-finite loss;
-- the loss rules also drop fastai's first 10 % and last 5 steps;
-- smoothing: a running median (a spike shorter than half its window vanishes, a
-  monotone stretch is unchanged), then a moving average centred on each point, both
-  over about a tenth of the points, kept only where the window fits in the curve;
-- a rule returns None when fewer than 8 points are left, or when the smoothed curve
-  does not move by more than :data:`SIGNIFICANCE` (8) times its noise (the scatter
-  of the raw values around it, from their median absolute deviation, over the
-  square root of the window).
-
-Where fastai reads its rules off the *causal* moving average of the loss (factor
-0.98), these read the centred average: the causal one lags the loss by up to
-``0.98 / 0.02 = 49`` steps, a third of a 150-step sweep, and always towards larger
-rates, the side on which training diverges. The loss rules also only look at the
-curve up to its lowest point: whatever comes after it is the diverging side. Over
-400 lines: five rules, each with its definition, its cautious choices and an example.
+:func:`ambiguity` reads the curve once more and returns one line, naming what to
+try, when no rule's number should be trusted: the loss diverged right after the
+start, it shows no clear descent, or the rules disagree by more than
+:data:`DISAGREEMENT` (about an order of magnitude). NumPy only.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-import numpy as np
-
-from clrplug.errors import InvalidArgumentError
 from clrplug.range_test.curve import (
     MIN_POINTS,
     SIGNIFICANCE,
     RangeCurve,
     RuleResult,
-    _fmt,
-    _index_near,
-    _loss_view,
-    _noise,
-    _significant,
-    _slope_per_step,
-    _within_sweep,
-    smooth_values,
-    smoothing_width,
+    format_rate,
+    loss_view,
+)
+from clrplug.range_test.fastai_rules import minimum, slide, steep, valley
+from clrplug.range_test.robust_rules import (
+    accuracy_rise,
+    robust_minimum,
+    robust_slide,
+    robust_steep,
+    robust_valley,
 )
 
 __all__ = [
     "BUILTIN_RULES",
+    "DISAGREEMENT",
+    "EARLY_DIVERGENCE",
     "MIN_POINTS",
     "SIGNIFICANCE",
+    "AmbiguousCurveWarning",
     "RangeCurve",
     "RuleResult",
     "accuracy_rise",
+    "ambiguity",
     "minimum",
+    "robust_minimum",
+    "robust_slide",
+    "robust_steep",
+    "robust_valley",
     "slide",
     "steep",
     "valley",
 ]
 
+#: The rules "disagree" when the highest and lowest ``max_lr`` of ``robust_valley``,
+#: ``robust_minimum`` and ``robust_slide`` are more than this factor apart (1.25
+#: decades). On a descent of one to two and a half decades they agree within about a
+#: decade: ``robust_minimum`` is a decade below the lowest loss, ``robust_valley``
+#: halfway down the descent. ``steep`` is left out: on a descent that is straight in
+#: log(lr) any point of it is the steepest.
+DISAGREEMENT = 10**1.25
 
-def _longest_descent_lengths(values: np.ndarray) -> np.ndarray:
-    """For each point, the length of the longest strictly decreasing subsequence ending there.
-
-    Patience sorting, O(n log n): ``tails[k]`` is the highest last value of a decreasing
-    subsequence of length ``k + 1`` seen so far, stored negated so that ``bisect`` works
-    on an increasing list.
-    """
-    tails: list[float] = []
-    lengths = np.empty(len(values), dtype=np.int64)
-    for i, value in enumerate(values):
-        key = -float(value)
-        k = bisect.bisect_left(tails, key)
-        if k == len(tails):
-            tails.append(key)
-        else:
-            tails[k] = key
-        lengths[i] = k + 1
-    return lengths
+#: The loss "diverged right after the start" when the test stopped within this
+#: fraction of its planned steps.
+EARLY_DIVERGENCE = 0.25
 
 
-# -- the rules ------------------------------------------------------------------------------
+class AmbiguousCurveWarning(UserWarning):
+    """The range test's curve does not support a confident suggestion (see :func:`ambiguity`)."""
 
 
-def valley(curve: RangeCurve) -> RuleResult | None:
-    """fastai's default: halfway along the longest descent of the loss.
+def ambiguity(curve: RangeCurve) -> str | None:
+    """One line saying why no suggestion from ``curve`` should be trusted, and what to try.
 
-    On the smoothed loss up to its lowest point, find the longest strictly
-    decreasing subsequence (as fastai does, here in O(n log n)); with ``L`` its
-    number of points and ``end`` its last point, the descent is taken to be the
-    ``L`` steps ending at ``end``, and the suggestion is ``start + int(L/3) +
-    int(L/3/2)``: the middle of the descent's middle third.
+    None for a curve with a clear descent on which the smoothed loss rules agree
+    within :data:`DISAGREEMENT`. Otherwise, the first of:
 
-    Against noise, the subsequence is taken on the smoothed loss tilted upwards by
-    one noise unit per smoothing window: a point only follows another if the loss
-    fell faster than that, so the wiggles of a noisy plateau do not join the
-    descent and stretch it to lower rates (on a noiseless curve the tilt is nil and
-    this is fastai's rule).
-
-    Cautious choices: counting the descent back from its end by its number of
-    points (fastai's reading) means that points skipped as noise shorten it rather
-    than stretching it back to an early spike; among equally long descents the
-    first one is taken; and nothing past the lowest loss is read. Plateau points
-    that still join the descent move the suggestion to lower rates; only the
-    tilt's cutting off of a descent's first, barely falling steps moves it up (by a
-    fraction of the smoothing window, when the descent starts very gently).
-
-    Args:
-        curve: the range test's record.
-
-    Returns:
-        ``max_lr`` at that point, or None when the curve shows no descent (see the
-        module docstring).
+    - the loss diverged within the first :data:`EARLY_DIVERGENCE` of the planned steps
+      (the sweep started too high);
+    - the smoothed loss does not fall by more than :data:`SIGNIFICANCE` times its noise
+      before it rises (no clear descent);
+    - the rules disagree: the highest and lowest ``max_lr`` of ``robust_valley``,
+      ``robust_minimum`` and ``robust_slide`` are more than :data:`DISAGREEMENT` apart.
 
     Example:
 
     ```python
     import numpy as np
-    from clrplug.range_test.rules import RangeCurve, valley
+    from clrplug.range_test.rules import RangeCurve, ambiguity
 
-    lr = np.geomspace(1e-6, 10.0, 300)
-    u = np.log10(lr)
-    loss = 2.5 - 2.0 * np.clip((u + 4.0) / 3.0, 0, 1) + np.exp(3 * (u - 0.5))
-    result = valley(RangeCurve(lr, loss))
-    assert 10**-2.7 < result.max_lr < 10**-2.3  # halfway down the descent 1e-4..1e-1
+    lr = np.geomspace(1e-5, 10.0, 200)
+    flat = 2.3 + 0.01 * np.random.default_rng(0).standard_normal(200)
+    assert ambiguity(RangeCurve(lr, flat)).startswith("no clear descent")
     ```
     """
-    view = _loss_view(curve)
-    if view is None:
-        return None
-    first = view.h
-    descent = view.s[first : view.bottom + 1]
-    # Tilted up by one noise unit per smoothing window: "descending" means falling by
-    # more than the noise, so the wiggles of a noisy plateau do not join the descent.
-    tilt = view.noise / (2 * view.h + 1) * np.arange(len(descent))
-    lengths = _longest_descent_lengths(descent + tilt)
-    length = int(np.max(lengths))
-    end = first + int(np.argmax(lengths))
-    if length < 3:
-        return None
-    start = end - length + 1
-    third = length / 3
-    position = min(end, start + int(third) + int(third / 2))
-    index = view.offset + position
-    rate = float(curve.lr[index])
-    return RuleResult(
-        max_lr=rate,
-        base_lr=None,
-        reason=(
-            f"valley: longest descent {_fmt(view.lr[start])}..{_fmt(view.lr[end])} "
-            f"({length} steps), middle of its middle third -> {_fmt(rate)}"
-        ),
-        index=index,
-    )
-
-
-def steep(curve: RangeCurve) -> RuleResult | None:
-    """fastai's ``steep``: where the loss falls fastest against log(lr).
-
-    The slope d(loss)/d(log lr) of the smoothed loss is measured across its own
-    smoothing window, and its most negative value is taken, up to the lowest loss.
-
-    Cautious choices: the search ends at the lowest loss (a second drop after the
-    loss has risen again belongs to the diverging side), and at least ``5 + 2h``
-    steps before the cut, ``h`` being half the smoothing window: where the loss
-    falls fastest right before a blow-up the slope is read before the blow-up's
-    influence.
-
-    Args:
-        curve: the range test's record.
-
-    Returns:
-        ``max_lr`` at the steepest point, or None when the loss never falls beyond
-        its noise.
-
-    Example:
-
-    ```python
-    import numpy as np
-    from clrplug.range_test.rules import RangeCurve, steep
-
-    lr = np.geomspace(1e-6, 10.0, 300)
-    loss = 2.5 - np.tanh(np.log10(lr) + 2.5)  # steepest at 10**-2.5
-    assert abs(np.log10(steep(RangeCurve(lr, loss)).max_lr) + 2.5) < 0.1
-    ```
-    """
-    view = _loss_view(curve)
-    if view is None:
-        return None
-    slope = _slope_per_step(view)
-    low, high = 2 * view.h, min(view.bottom, view.m - 1 - 2 * view.h)
-    if high < low:
-        return None
-    position = low + int(np.argmin(slope[low : high + 1]))
-    if not slope[position] < 0:
-        return None
-    index = view.offset + position
-    rate = float(curve.lr[index])
-    h = view.h
-    decades = math.log10(view.lr[position + h] / view.lr[position - h])
-    drop = float(view.s[position + h] - view.s[position - h])
-    per_decade = drop / decades if decades > 0 else -math.inf
-    return RuleResult(
-        max_lr=rate,
-        base_lr=None,
-        reason=f"steep: loss falls fastest ({per_decade:.3g} per decade) at {_fmt(rate)}",
-        index=index,
-    )
-
-
-def minimum(curve: RangeCurve) -> RuleResult | None:
-    """fastai's ``minimum``: a tenth of the rate at the lowest loss.
-
-    The lowest point of the smoothed loss (the first, if several are equal), its
-    rate divided by 10. When that falls below the sweep, the sweep's lowest
-    positive rate is suggested instead.
-
-    Cautious choices: the running median removes single-step dips, so an outlier
-    cannot be the minimum; the trimming and the cut keep it at least ``5 + h``
-    steps before the first diverged step.
-
-    Args:
-        curve: the range test's record.
-
-    Returns:
-        ``max_lr`` a tenth of the way to the minimum, or None when the loss never
-        falls beyond its noise.
-
-    Example:
-
-    ```python
-    import numpy as np
-    from clrplug.range_test.rules import RangeCurve, minimum
-
-    lr = np.geomspace(1e-6, 10.0, 300)
-    loss = (np.log10(lr) + 1.0) ** 2 + 1.0  # lowest at 1e-1
-    assert abs(np.log10(minimum(RangeCurve(lr, loss)).max_lr) + 2.0) < 0.1
-    ```
-    """
-    view = _loss_view(curve)
-    if view is None:
-        return None
-    lowest = float(view.lr[view.bottom])
-    rate = _within_sweep(curve, lowest / 10.0)
-    index = _index_near(curve, rate)
-    return RuleResult(
-        max_lr=rate,
-        base_lr=None,
-        reason=(
-            f"minimum: lowest loss {view.s[view.bottom]:.4g} at {_fmt(lowest)}, "
-            f"a tenth of it -> {_fmt(rate)}"
-        ),
-        index=index,
-    )
-
-
-def slide(
-    curve: RangeCurve, lr_diff: int = 15, thresh: float = 0.005, adjust_value: float = 1.0
-) -> RuleResult | None:
-    """fastai's interval slide rule: the last stretch over which the loss falls steadily.
-
-    A window of ``lr_diff`` steps slides left, one step at a time, until the
-    per-step slope of the smoothed loss (measured across its smoothing window) at
-    its two ends differs by at most ``thresh``; the suggestion is the rate at the
-    window's left end, times ``adjust_value``. As in fastai, ``thresh`` is in loss
-    units per step, so it depends on the loss's scale and on the sweep's steps per
-    decade (fastai's default sweep: 100 steps over 8 decades).
-
-    Cautious choices: the window starts with its right end at the lowest loss, not
-    at the end of the curve, so a steady rise before the blow-up cannot stop it on
-    the diverging side; the rate is that of the window's left end when it stops
-    (fastai takes the left end of the window before, one step further right). When
-    no window qualifies, there is no suggestion (fastai falls back to the lowest
-    rate swept).
-
-    Args:
-        curve: the range test's record.
-        lr_diff: the window's length in steps.
-        thresh: the largest difference of the two ends' slopes, in loss per step.
-        adjust_value: factor applied to the rate found (the result stays in the sweep).
-
-    Returns:
-        ``max_lr`` at the left end of the first steady window, or None.
-
-    Raises:
-        InvalidArgumentError: ``lr_diff``, ``thresh`` or ``adjust_value`` out of range.
-
-    Example:
-
-    ```python
-    import numpy as np
-    from clrplug.range_test.rules import RangeCurve, slide
-
-    lr = np.geomspace(1e-6, 10.0, 300)
-    u = np.log10(lr)
-    loss = 2.5 - 2.0 * np.clip((u + 4.0) / 3.0, 0, 1) + np.exp(3 * (u - 0.5))
-    assert 1e-4 < slide(RangeCurve(lr, loss)).max_lr < 1e-1  # in the straight descent
-    ```
-    """
-    if isinstance(lr_diff, bool) or not isinstance(lr_diff, (int, np.integer)) or lr_diff < 1:
-        raise InvalidArgumentError(f"lr_diff must be an integer >= 1 (steps), got {lr_diff!r}.")
-    if not isinstance(thresh, (int, float, np.number)) or not thresh >= 0:
-        raise InvalidArgumentError(f"thresh must be a number >= 0 (loss per step), got {thresh!r}.")
-    if not isinstance(adjust_value, (int, float, np.number)) or not 0 < adjust_value < math.inf:
-        raise InvalidArgumentError(
-            f"adjust_value must be a finite number > 0, got {adjust_value!r}."
+    valid, planned = curve.valid_length, curve.planned_steps or len(curve)
+    if valid < len(curve) and valid < EARLY_DIVERGENCE * planned:
+        at = format_rate(float(curve.lr[min(valid, len(curve) - 1)]))
+        lower = format_rate(float(curve.lr[0]) / 100) if curve.lr[0] > 0 else "a lower rate"
+        return (
+            f"diverged right after the start (step {valid} of {planned}, lr {at}): "
+            f"rerun the range test from a lower min_lr (e.g. {lower})."
         )
-    view = _loss_view(curve)
-    if view is None:
-        return None
-    slope = _slope_per_step(view)
-    low, right = 2 * view.h, min(view.bottom, view.m - 1 - 2 * view.h)
-    for r in range(right, low + lr_diff - 1, -1):
-        left = r - lr_diff
-        if abs(slope[r] - slope[left]) <= thresh:
-            found = float(view.lr[left])
-            rate = _within_sweep(curve, found * adjust_value)
-            if not math.isfinite(rate):
-                return None
-            return RuleResult(
-                max_lr=rate,
-                base_lr=None,
-                reason=(
-                    f"slide: slope steady over {lr_diff} steps from {_fmt(found)} "
-                    f"(ends differ by {abs(slope[r] - slope[left]):.2g} <= {thresh:g} per step)"
-                    f" -> {_fmt(rate)}"
-                ),
-                index=_index_near(curve, rate),
+    if loss_view(curve) is None:
+        return (
+            f"no clear descent of the loss between {format_rate(float(curve.lr[0]))} and "
+            f"{format_rate(float(curve.lr[-1]))}: widen min_lr..max_lr, run more steps or "
+            "use larger batches (less noise), or choose the bounds by hand from result.plot()."
+        )
+    found = {
+        name: rule(curve)
+        for name, rule in (
+            ("robust_valley", robust_valley),
+            ("robust_minimum", robust_minimum),
+            ("robust_slide", robust_slide),
+        )
+    }
+    rates = {name: r.max_lr for name, r in found.items() if r is not None and r.max_lr > 0}
+    if len(rates) >= 2:
+        low, high = min(rates, key=rates.__getitem__), max(rates, key=rates.__getitem__)
+        factor = rates[high] / rates[low]
+        if factor > DISAGREEMENT:
+            return (
+                f"the rules disagree by {factor:.0f}x ({low} {format_rate(rates[low])}, "
+                f"{high} {format_rate(rates[high])}): try short runs at a few rates between "
+                "them, or rerun the range test with more steps or larger batches."
             )
     return None
-
-
-def accuracy_rise(curve: RangeCurve) -> RuleResult | None:
-    """clrplug's rule, after the seed: ``base_lr`` where accuracy starts to rise, ``max_lr``
-    at its elbow.
-
-    The curve is validation accuracy when it was measured, else training accuracy,
-    else the loss read upside down (:meth:`RangeCurve.accuracy_key`), cut before
-    divergence, its unmeasured (NaN) rows dropped, through a running median and a
-    moving average centred on each point, both over a tenth of the points.
-    The *rise* goes from the first smoothed value to the highest; ``base_lr`` is
-    the first rate at which 10 % of the rise is reached, ``max_lr`` the first at
-    which 90 % is.
-
-    Differences from the seed's reading in ``RangeTestResult.suggest``, which give
-    the same bounds on a clean curve: the running median first (an accuracy dip or
-    a loss spike at the start no longer sets the level the rise is measured from);
-    the average kept only where its window fits (an edge value repeated to fill
-    the window weighed half of it); and the rise must exceed
-    :data:`SIGNIFICANCE` (8) times the noise rather than 3 (with 3, about one flat
-    noisy curve of 100 steps in three got a suggestion).
-
-    Args:
-        curve: the range test's record.
-
-    Returns:
-        Both bounds, or None when the curve does not rise beyond its noise.
-
-    Example:
-
-    ```python
-    import numpy as np
-    from clrplug.range_test.rules import RangeCurve, accuracy_rise
-
-    lr = np.geomspace(1e-5, 10.0, 301)
-    accuracy = 0.1 + 0.8 / (1 + np.exp(-(np.log10(lr) + 2.0) / 0.25))
-    result = accuracy_rise(RangeCurve(lr, 2.3 - 2 * accuracy, {"accuracy": accuracy}))
-    # The sigmoid reaches 10 % and 90 % of its rise at 10**(-2 -+ 0.25 ln 9).
-    assert 2.2e-3 < result.base_lr < 3.4e-3 and 2.9e-2 < result.max_lr < 4.4e-2
-    ```
-    """
-    key = curve.accuracy_key()
-    end = curve.valid_length
-    values = curve.loss[:end] if key is None else curve.metrics[key][:end]
-    lr = curve.lr[:end]
-    keep = np.isfinite(values)
-    values, lr, rows = values[keep], lr[keep], np.flatnonzero(keep)
-    n = len(values)
-    if n < MIN_POINTS:
-        return None
-    score = values if key is not None else -values
-    width = smoothing_width(n)
-    h = width // 2
-    smooth = smooth_values(score, width)[h : n - h]
-    noise = _noise(score[h : n - h], smooth, width)
-    peak = int(np.argmax(smooth))
-    rise = float(smooth[peak] - smooth[0])
-    if not _significant(rise, noise, float(np.max(np.abs(smooth)))):
-        return None
-    risen = smooth[: peak + 1] - smooth[0]
-    first = h + int(np.argmax(risen >= 0.1 * rise))
-    elbow = h + int(np.argmax(risen >= 0.9 * rise))
-    base, top = float(lr[first]), float(lr[elbow])
-    column = key or "-loss"
-    return RuleResult(
-        max_lr=top,
-        base_lr=base,
-        reason=(
-            f"accuracy_rise: {column} rises by {rise:.3g}, 10 % of it at {_fmt(base)}, "
-            f"90 % at {_fmt(top)}"
-        ),
-        index=int(rows[elbow]),
-    )
 
 
 #: name -> (rule, one-line description), in a stable order.
 BUILTIN_RULES: Mapping[str, tuple[Callable[[RangeCurve], RuleResult | None], str]] = (
     MappingProxyType(
         {
-            "valley": (valley, "Middle of the longest descent of the loss (fastai's default)."),
-            "steep": (steep, "Where the loss falls fastest against log(lr) (fastai)."),
-            "minimum": (minimum, "A tenth of the rate at the lowest loss (fastai)."),
-            "slide": (slide, "Left end of the last window of steady loss slope (fastai)."),
+            "valley": (valley, "fastai's valley (its default), same step as fastai 2.8's."),
+            "steep": (steep, "fastai's steep: steepest fall per log(lr), as fastai 2.8."),
+            "minimum": (minimum, "fastai's minimum: lowest smoothed loss's rate / 10."),
+            "slide": (slide, "fastai's interval slide rule, as fastai 2.8."),
+            "robust_valley": (
+                robust_valley,
+                "clrplug: valley on a centred smoothing, cut before divergence; None if flat.",
+            ),
+            "robust_steep": (
+                robust_steep,
+                "clrplug: steepest fall per log(lr) on a centred smoothing; None if flat.",
+            ),
+            "robust_minimum": (
+                robust_minimum,
+                "clrplug: lowest centred-smoothed loss's rate / 10, kept in the sweep.",
+            ),
+            "robust_slide": (
+                robust_slide,
+                "clrplug: slide from the lowest loss on a centred smoothing; None if none.",
+            ),
             "accuracy_rise": (
                 accuracy_rise,
-                "base_lr at 10 % and max_lr at 90 % of the accuracy's rise (the seed's rule).",
+                "clrplug: base_lr at 10 % and max_lr at 90 % of the accuracy's rise (seed).",
             ),
         }
     )

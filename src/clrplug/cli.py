@@ -109,6 +109,11 @@ def cmd_policies(args: argparse.Namespace) -> int:
             )
         )
     print(format_table(table))
+    rules = [row for row in rows if row["record"] == "rule" and row["description"]]
+    if rules:  # what each range-test rule reads: fastai's own, or clrplug's and how it differs
+        print()
+        print(format_table([("RULE", "WHAT IT SUGGESTS"),
+                            *((row["name"], row["description"]) for row in rules)]))
     return 0
 
 

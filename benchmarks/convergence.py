@@ -32,7 +32,7 @@ best, iterations to the target, and iterations including the search (the range
 test, or the whole grid); each rule's suggested max_lr; every candidate workflow
 ranked over all tasks (the evidence for ``clrplug.range_test.DEFAULT_RULE``);
 and the verdict for the recommended workflow (``DEFAULT_RULE`` with
-``clrplug.demo.WORKFLOW_SCHEDULE``) against the target: within 0.5 points of
+``harness.WORKFLOW_SCHEDULE``) against the target: within 0.5 points of
 the grid's best, and there in at most half the grid's iterations.
 
 Run from the repository root (the full run: 30 (task, optimizer, seed), 32
@@ -67,7 +67,8 @@ from typing import Any
 BACKENDS = ("jax", "tensorflow", "torch")
 TASK_NAMES = ("digits_mlp", "digits_cnn", "tabular")
 OPTIMIZER_NAMES = ("sgd", "adam")
-RULES = ("valley", "steep", "minimum", "slide", "accuracy_rise")
+RULES = ("valley", "steep", "minimum", "slide", "robust_valley", "robust_steep",
+         "robust_minimum", "robust_slide", "accuracy_rise")
 #: Schedules derived from each rule's suggestion (max_lr M): name -> (schedule, peak, lower).
 VARIANTS: dict[str, tuple[str, float, float | None]] = {
     "tri2/4": ("triangular2", 1.0, 4.0),
@@ -86,16 +87,15 @@ FULL = {"tasks": 3, "seeds": 5, "optimizers": 2, "iterations": 2000}
 
 
 # -- tasks --------------------------------------------------------------------------------------
-# Defined here, not in clrplug: only digits_mlp is also the demo's (clrplug.demo.DIGITS).
+# Defined here, not in clrplug: only digits_mlp is also the demo's (harness.DIGITS).
 
 
 def _tasks() -> dict[str, Any]:
     import keras
     import numpy as np
+    from harness import DIGITS, Data, Task
     from sklearn.datasets import load_digits, make_classification
     from sklearn.model_selection import train_test_split
-
-    from clrplug.demo import DIGITS, Data, Task
 
     def digits_cnn_data(seed: int) -> Data:
         digits = load_digits()
@@ -164,7 +164,7 @@ def _tasks() -> dict[str, Any]:
 
 def candidate_plans(result: Any, budget: int, rules: Sequence[str]) -> dict[str, Any]:
     """Every rule's schedules, by candidate name (``"valley 1cycle"``); a rule with no range maps to None."""
-    from clrplug.demo import Plan
+    from harness import Plan
 
     step_size = max(1, round(budget / (2 * CYCLES)))
     plans: dict[str, Any] = {}
@@ -188,7 +188,7 @@ def candidate_plans(result: Any, budget: int, rules: Sequence[str]) -> dict[str,
 
 def run_unit(task: Any, seed: int, optimizer: str, args: argparse.Namespace) -> dict[str, Any]:
     """The grid, the plateau run, the range test and every candidate, for one seed."""
-    from clrplug.demo import FIXED_LRS, Plan, range_test, train
+    from harness import FIXED_LRS, Plan, range_test, train
 
     data = task.load(seed)
     epochs = args.epochs or task.epochs
@@ -382,7 +382,8 @@ def ranking(units: Sequence[Mapping[str, Any]], tolerance: float) -> list[dict[s
 
 def recommended(units: Sequence[Mapping[str, Any]]) -> str:
     """The candidate the library recommends now: DEFAULT_RULE with the demo's schedule."""
-    from clrplug.demo import WORKFLOW_MAX_LR_FACTOR, WORKFLOW_SCHEDULE
+    from harness import WORKFLOW_MAX_LR_FACTOR, WORKFLOW_SCHEDULE
+
     from clrplug.range_test.result import DEFAULT_LOWER, DEFAULT_RULE
 
     if WORKFLOW_SCHEDULE == "one_cycle":
@@ -588,8 +589,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     if args.backend == "jax":
         _configure_jax_cache(args.jax_cache)
     import keras
-
-    from clrplug.demo import one_cpu_thread
+    from harness import one_cpu_thread
 
     tasks = _tasks()
     start = time.perf_counter()

@@ -79,3 +79,46 @@ def test_report_from_json_trains_nothing(smoke):
     assert again.returncode == 0, again.stderr[-3000:]
     tables = printed[printed.index("## Per task"):].replace("wrote out.png", "").strip()
     assert again.stdout.strip().endswith(tables)
+
+
+# -- benchmarks/generalise.py: the leave-one-task-out choice, on hand-made results ---------------
+
+
+def _generalise():
+    import importlib.util
+
+    path = SCRIPT.parent / "generalise.py"
+    spec = importlib.util.spec_from_file_location("generalise", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["generalise"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _unit(max_lr, fixed_best, ladder):
+    return {"seed": 0, "iterations": 100,
+            "range_test": {"steps": 50, "stop_reason": "diverged", "caveat": None,
+                           "max_lr": max_lr},
+            "fixed": {"0.01": fixed_best - 5.0, "0.1": fixed_best},
+            "one_cycle": {str(k): v for k, v in ladder.items()}}
+
+
+def test_generalise_scores_a_candidate_by_the_nearest_ladder_run_and_chooses_on_the_others():
+    g = _generalise()
+    ladder = {0.01: 80.0, 0.0316: 88.0, 0.1: 90.0, 0.316: 91.0}
+    # Rule "a" suggests 0.03 (1cycle there: 88, 2 points short of the grid's 90); doubled,
+    # 0.06 is nearest 0.0316 still; tripled, 0.09 is nearest 0.1 (90: within 0.5).
+    unit = _unit({"a": 0.03, "b": 0.1}, 90.0, ladder)
+    assert g.gap([unit], "a", 1.0) == -2.0
+    assert g.gap([unit], "a", 3.0) == 0.0
+    assert g.gap([unit], "b", 1.0) == 0.0
+    assert g.gap([unit], "a", 0.1) is None  # 0.003: no ladder run within a factor 1.8
+    # "b" x1 is within 0.5 on both tasks, "a" x3 only on the first.
+    other = _unit({"a": 0.01, "b": 0.1}, 91.0, {0.0316: 80.0, 0.1: 91.0})
+    units = {"t1": [unit], "t2": [other]}
+    assert g.choose(units, ["t1", "t2"]) == ("b", 1.0)
+    # On t1 alone several are within 0.5; b x2 (0.2, nearest 0.316: 91) is 1 point above.
+    assert g.choose(units, ["t1"]) == ("b", 2.0)
+    # A rule with no suggestion scores as a failure.
+    none = _unit({"a": None, "b": 0.1}, 90.0, ladder)
+    assert g.gap([none], "a", 1.0) == -100.0

@@ -11,8 +11,8 @@ scikit-learn's digits. Per task and seed, from the same initial weights and batc
    final test accuracy; the grid's cost: all its runs);
 2. one LR range test (200 steps, 1e-5 to 10; validation on a fifth of the training set)
    and every registered rule's suggestion;
-3. 1cycle runs peaking at each rate of a half-decade ladder spanning the grid and one
-   step beyond it on each side: a candidate workflow (a rule, and a factor on its
+3. 1cycle runs peaking at each rate of a half-decade ladder spanning the grid and two
+   steps beyond it on each side: a candidate workflow (a rule, and a factor on its
    ``max_lr``) is scored on a task by the ladder run nearest its peak (within a
    factor 1.8).
 
@@ -62,7 +62,8 @@ class Task:
 
     def ladder(self) -> tuple[float, ...]:
         step = math.sqrt(10.0)
-        return (self.grid[0] / step, *self.grid, self.grid[-1] * step)
+        low, high = self.grid[0], self.grid[-1]
+        return (low / step**2, low / step, *self.grid, high * step, high * step**2)
 
 
 def _split(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
@@ -135,13 +136,13 @@ SGD_GRID = (0.003, 0.01, 0.03, 0.1, 0.3)
 ADAM_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 TASKS = {t.name: t for t in (
     Task("digits_mlp", "dense", "sgd", 32, 12, SGD_GRID, _digits, lambda: _mlp(64, 64, 10)),
-    Task("digits_cnn", "convolutional", "adam", 64, 20, ADAM_GRID,
+    Task("digits_cnn", "convolutional", "adam", 64, 20, tuple(3 * r for r in ADAM_GRID),
          lambda s: _digits(s, images=True), _cnn),
     Task("seq_gru", "recurrent", "adam", 64, 12, ADAM_GRID, _sequences, _gru),
-    Task("tokens_attention", "attention", "sgd", 32, 2, SGD_GRID, _tokens, _attention),
-    Task("tabular_sgd", "tabular", "sgd", 128, 25, SGD_GRID,
+    Task("tokens_attention", "attention", "sgd", 32, 4, SGD_GRID, _tokens, _attention),
+    Task("tabular_sgd", "tabular", "sgd", 128, 25, tuple(3 * r for r in SGD_GRID),
          lambda s: _tabular(s, 3, 20), lambda: _mlp(20, 64, 3)),
-    Task("tabular_adam", "tabular", "adam", 32, 6, ADAM_GRID,
+    Task("tabular_adam", "tabular", "adam", 32, 6, tuple(3 * r for r in ADAM_GRID),
          lambda s: _tabular(s, 4, 12), lambda: _mlp(12, 48, 4)),
 )}
 

@@ -13,6 +13,7 @@ __all__ = [
     "DEFAULT_LOWER",
     "DEFAULT_MAX_LR",
     "DEFAULT_MIN_LR",
+    "DEFAULT_PEAK_FACTOR",
     "DEFAULT_RULE",
     "DEFAULT_STEPS",
 ]
@@ -23,6 +24,10 @@ __all__ = [
 #: the three tasks of the first ``benchmarks/convergence.py``; see
 #: docs/benchmarks-convergence.md for how it fares on tasks it was not chosen on.
 DEFAULT_RULE = "robust_slide"
+
+#: :meth:`~RangeTestResult.one_cycle` with the default rule peaks at its ``max_lr`` times
+#: this (chosen with the rule; a rule you name peaks at its own ``max_lr``).
+DEFAULT_PEAK_FACTOR = 1.0
 
 #: The lower bound when the rule gives none: ``base_lr = max_lr / DEFAULT_LOWER`` (Smith
 #: takes a third to a quarter of the upper bound); the default of ``base_div``. In the

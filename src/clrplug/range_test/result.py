@@ -26,6 +26,7 @@ from clrplug.range_test.defaults import (
     DEFAULT_LOWER,
     DEFAULT_MAX_LR,
     DEFAULT_MIN_LR,
+    DEFAULT_PEAK_FACTOR,
     DEFAULT_RULE,
     DEFAULT_STEPS,
 )
@@ -419,12 +420,16 @@ class RangeTestResult:
         total_steps: int | None = None,
         epochs: int | None = None,
         steps_per_epoch: int | None = None,
+        peak_factor: float | None = None,
         **kwargs: Any,
     ) -> OneCycleLR:
-        """A :class:`~clrplug.OneCycleLR` peaking at a rule's suggested ``max_lr``.
+        """A :class:`~clrplug.OneCycleLR` peaking at ``peak_factor`` times a rule's ``max_lr``.
 
         Args:
             rule: the rule (see :meth:`suggest`); default :data:`DEFAULT_RULE`.
+            peak_factor: the peak is the rule's ``max_lr`` times this. Default: with the
+                default rule, :data:`~clrplug.range_test.defaults.DEFAULT_PEAK_FACTOR`
+                (chosen with it by leave-one-task-out); with a rule you name, 1.
             total_steps: the cycle's length; or ``epochs`` and ``steps_per_epoch``; or
                 none of them, and the first ``fit`` decides.
             epochs: epochs of the cycle.
@@ -435,10 +440,13 @@ class RangeTestResult:
             ClrplugError: the rule found no range.
         """
         found = self._require(rule, DEFAULT_LOWER)
+        if peak_factor is None:
+            peak_factor = DEFAULT_PEAK_FACTOR if rule is None else 1.0
+        factor = checks.real("peak_factor", peak_factor, low=0.0, low_open=True)
         from clrplug.one_cycle import OneCycleLR
 
         return OneCycleLR(
-            found.max_lr, total_steps=total_steps, epochs=epochs,
+            found.max_lr * factor, total_steps=total_steps, epochs=epochs,
             steps_per_epoch=steps_per_epoch, **kwargs,
         )
 

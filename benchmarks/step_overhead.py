@@ -173,6 +173,7 @@ def overridden_hooks(cls: type) -> list[str]:
 
 def _sinusoidal_from_plugin() -> str:
     import clrplug
+    from clrplug import errors
 
     install = f"install it with `.venv/bin/pip install -e plugins/{SINUSOIDAL_DIST}`"
     switches = "".join(
@@ -182,13 +183,13 @@ def _sinusoidal_from_plugin() -> str:
     )
     try:
         policy = clrplug.get_policy("sinusoidal")
-    except clrplug.UnknownPolicyError:
+    except errors.UnknownPolicyError:
         failures = "; ".join(str(f) for f in clrplug.list_plugin_failures())
         raise Unavailable(
             f"no policy 'sinusoidal' is registered ({failures or 'no plugin failed to load'}); "
             f"{install}{switches}"
         ) from None
-    except clrplug.ClrplugError as exc:
+    except errors.ClrplugError as exc:
         raise Unavailable(f"looking up 'sinusoidal' failed: {exc}") from None
     source = policy.source
     distribution = re.sub(r"[-_.]+", "-", (source.distribution or "").lower())
@@ -259,6 +260,25 @@ def _keras_cosine() -> Any:
     learning_rate=_keras_cosine,
 )
 def _keras() -> list[Any]:
+    return []
+
+
+def _keras_restarts() -> Any:
+    import keras
+
+    return keras.optimizers.schedules.CosineDecayRestarts(
+        MAX_LR, 2 * STEP_SIZE, t_mul=1.0, m_mul=1.0, alpha=BASE_LR / MAX_LR
+    )
+
+
+@variant(
+    "restarts",
+    f"no callback; SGD(learning_rate=keras.optimizers.schedules.CosineDecayRestarts({MAX_LR}, "
+    f"{2 * STEP_SIZE}, t_mul=1, m_mul=1, alpha={BASE_LR}/{MAX_LR})): Keras' own in-step "
+    "cyclical schedule, the reference a CyclicLR variant is held to",
+    learning_rate=_keras_restarts,
+)
+def _restarts() -> list[Any]:
     return []
 
 
@@ -355,6 +375,22 @@ def _noop() -> list[Any]:
 
 
 @variant(
+    "syncnoop",
+    "a keras.callbacks.Callback whose on_train_batch_end does nothing and which is not "
+    "async_safe: Keras then calls the batch hooks in the training thread instead of a "
+    "thread pool (CallbackList._configure_async_dispatch, JAX and PyTorch)",
+)
+def _syncnoop() -> list[Any]:
+    import keras
+
+    class SyncNoop(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            return None
+
+    return [SyncNoop()]
+
+
+@variant(
     "setter",
     "the seed's callback (no clrplug): numpy float formula, optimizer.learning_rate = "
     "float(clr()) in on_train_begin and every on_batch_end (seed's history not kept)",
@@ -399,20 +435,43 @@ def _setter() -> list[Any]:
 # -- the worker (one backend, one process) ------------------------------------------------
 
 
-def build_model(spec: Variant) -> Any:
-    """The benchmark's model for ``spec``, compiled (and prepared): an MLP 64-32-32-10
-    with SGD (momentum 0.9) at a fixed 0.01 or the variant's schedule."""
+#: The models ``--model`` chooses from: (input shape of one example, description).
+MODELS: dict[str, tuple[tuple[int, ...], str]] = {
+    "mlp": ((64,), "MLP 64-32-32-10 (about 0.2 ms a step on one core)"),
+    "cnn": (
+        (16, 16, 3),
+        "CNN on 16x16x3: conv 3x3x16, conv 3x3x32, max-pool 2, conv 3x3x32, global average "
+        "pool, dense 10 (a realistic step: several ms on one core)",
+    ),
+}
+
+
+def _layers(kind: str) -> list[Any]:
+    import keras
+
+    if kind == "cnn":
+        return [
+            keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(32, 3, padding="same", activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(10),
+        ]
+    return [
+        keras.layers.Dense(32, activation="relu"),
+        keras.layers.Dense(32, activation="relu"),
+        keras.layers.Dense(10),
+    ]
+
+
+def build_model(spec: Variant, kind: str = "mlp") -> Any:
+    """The benchmark's model ``kind`` (a key of :data:`MODELS`) for ``spec``, compiled
+    (and prepared), with SGD (momentum 0.9) at a fixed 0.01 or the variant's schedule."""
     import keras
 
     keras.utils.set_random_seed(1)
-    model = keras.Sequential(
-        [
-            keras.Input((64,)),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(10),
-        ]
-    )
+    model = keras.Sequential([keras.Input(MODELS[kind][0]), *_layers(kind)])
     model.compile(
         optimizer=keras.optimizers.SGD(
             spec.learning_rate() if spec.learning_rate else 0.01, momentum=0.9
@@ -473,6 +532,7 @@ def worker(
     core: int | None,
     short_steps: int = 0,
     rebuild_every: int = 0,
+    model: str = "mlp",
 ) -> dict[str, Any]:
     if core is not None:  # first, so that every thread started later inherits it
         os.sched_setaffinity(0, {core})
@@ -498,7 +558,7 @@ def worker(
     run_names = [name for name in names if name in callbacks]
 
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(BATCH * steps, 64)).astype("float32")
+    x = rng.normal(size=(BATCH * steps, *MODELS[model][0])).astype("float32")
     y = rng.integers(0, 10, size=(BATCH * steps,))
 
     models: dict[str, Any] = {}
@@ -533,7 +593,7 @@ def worker(
         work); the JAX compile counter says whether they sufficed."""
         for name in run_names:
             callbacks[name] = VARIANTS[name].factory()
-            models[name] = build_model(VARIANTS[name])
+            models[name] = build_model(VARIANTS[name], model)
         for _ in range(warmup_rounds):
             for name in run_names:
                 fit(name, timed=False)
@@ -567,6 +627,7 @@ def worker(
     }
     return {
         "backend": backend,
+        "model": model,
         "backend_version": backend_version,
         "keras_version": keras.__version__,
         "device": device,
@@ -651,7 +712,7 @@ def header(
         f"threads:  {' '.join(f'{k}=1' for k in THREAD_ENV)}, XLA_FLAGS+='{XLA_SINGLE_THREAD}', "
         "tf.config.threading intra/inter-op 1, torch.set_num_threads(1)",
         f"run:      {args.pairs} pairs x {args.steps} steps per fit() (batch {BATCH}, "
-        f"MLP 64-32-32-10, SGD momentum 0.9, one model per variant"
+        f"{MODELS[args.model][1]}, SGD momentum 0.9, one model per variant"
         + (f", new ones every {args.rebuild_every} pair(s)" if args.rebuild_every else "")
         + f"); {args.warmup_rounds} untimed warm-up round(s) of one fit per variant"
         + (" after each build" if args.rebuild_every else "")
@@ -724,9 +785,13 @@ def summarise(result: dict[str, Any], previous: dict[str, Any] | None, steps: in
     fixed = times["fixed"]
     _, fixed_median, _ = _quartiles(fixed)
     lines.append(f"  fixed step time, median over {len(fixed)} pairs: {fixed_median * 1e6:.0f} us")
+    # A second reference where one ran: a callback that does nothing. Without any batch
+    # hook Keras dispatches batch ends to a thread pool (JAX, PyTorch), which on one
+    # pinned core can cost more than a callback's own work; see the module docstring.
+    others = [n for n in ("syncnoop", "noop") if n in times]
     lines.append(
         f"  {'variant':8s} {'ratio median':>12s}  {'quartiles':13s} {'step median':>11s}"
-        f"  {'extra per fit':>13s}"
+        f"  {'extra per fit':>13s}" + "".join(f"  {'/ ' + n:>10s}" for n in others)
     )
     for name, values in times.items():
         if name == "fixed":
@@ -735,9 +800,13 @@ def summarise(result: dict[str, Any], previous: dict[str, Any] | None, steps: in
         q1, median, q3 = _quartiles(ratios)
         _, step, _ = _quartiles(values)
         _, extra, _ = _quartiles([(v - f) * steps for v, f in zip(values, fixed, strict=True)])
+        against = "".join(
+            f"  {_quartiles([v / r for v, r in zip(values, times[n], strict=True)])[1]:10.3f}"
+            for n in others
+        )
         lines.append(
             f"  {name:8s} {median:12.3f}  {q1:.3f}-{q3:.3f}   {step * 1e6:8.0f} us"
-            f"  {extra * 1e3:10.2f} ms"
+            f"  {extra * 1e3:10.2f} ms" + against
         )
     compiles = result.get("compiles_per_fit")
     short = result.get("short_steps") or 0
@@ -865,6 +934,13 @@ def main() -> int:
         default=",".join(VARIANTS),
         help="comma-separated subset of the variants (default: all)",
     )
+    parser.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        default="mlp",
+        help="the model every variant trains (default mlp): "
+        + "; ".join(f"{name}: {text}" for name, (_, text) in MODELS.items()),
+    )
     parser.add_argument("--pairs", type=int, default=15, help="timed rounds over all variants")
     parser.add_argument("--steps", type=int, default=200, help="steps per timed fit")
     parser.add_argument(
@@ -929,6 +1005,7 @@ def main() -> int:
             args.pin_core,
             args.short_steps,
             args.rebuild_every,
+            args.model,
         )
         print(RESULT_MARK + json.dumps(result), flush=True)
         return 0
@@ -956,6 +1033,7 @@ def main() -> int:
         "short_steps": args.short_steps,
         "warmup_rounds": args.warmup_rounds,
         "pinned_core": core,
+        "model": args.model,
         "variants": {n: VARIANTS[n].description for n in names},
         "skipped": skipped,
         "backends": {},
@@ -979,6 +1057,8 @@ def main() -> int:
             ",".join(names),
             "--rebuild-every",
             str(args.rebuild_every),
+            "--model",
+            args.model,
         ]
         if core is not None:
             cmd += ["--pin-core", str(core)]

@@ -2,7 +2,8 @@
 
 The engine tests must not take their expected values from ``clrplug.learning_rates``: a
 mistake there would be copied into both sides of every comparison. This module gives
-two kinds of oracle, and imports only numpy and torch, never clrplug:
+two kinds of oracle, imports only numpy and the standard library (never clrplug, never
+torch), and so serves every backend's test run:
 
 * **Transcriptions of the seed** (``seed_rates``, ``seed_rates_asymmetric``,
   ``seed_momenta``): the formulas of the seed README (bckenstler/CLR), written out again
@@ -11,41 +12,23 @@ two kinds of oracle, and imports only numpy and torch, never clrplug:
   follow the geometry of PyTorch's ``CyclicLR`` (``step_size_up`` / ``step_size_down``,
   momentum moving inversely to the rate), but are written independently of its code.
 * **PyTorch's own schedulers** (``torch_cyclic``, ``torch_cyclic_at``, ``torch_one_cycle``,
-  ``torch_one_cycle_at``): ``torch.optim.lr_scheduler.CyclicLR`` and ``OneCycleLR`` driving a
-  real ``torch.optim`` optimizer over a dummy float64 parameter. No one working on clrplug
-  wrote that code; the values are what the torch optimizer reads from
-  ``param_groups[0]`` when it makes each update. Torch's schedulers compute in Python
-  floats, so these are float64 values.
+  ``torch_one_cycle_at``, ``torch_one_cycle_parameters``): the values
+  ``torch.optim.lr_scheduler.CyclicLR`` and ``OneCycleLR`` give, read from
+  ``tests/torch_oracle.json``, which the script ``tests/torch_oracle.py`` wrote by running
+  torch (see its docstring for the conventions and for how to add a call). A JAX or
+  TensorFlow test process must not import torch (a CUDA torch wheel brings ``triton``,
+  which crashes a process holding JAX or TensorFlow); the PyTorch run recomputes every
+  stored value with torch and fails if one differs (tests/test_oracles.py). A call whose
+  arguments are not stored raises ``LookupError`` saying how to add it.
 
 Conventions shared by all oracles: index ``t`` is the t-th optimizer update of the cycle
-(``t = 0`` is the first update, made with ``base_lr``). In torch terms the value for
-update ``t`` is what the scheduler computes when ``last_epoch == t``: the scheduler's
-constructor makes the first computation (``last_epoch`` becomes 0), and each
-``scheduler.step()`` after ``optimizer.step()`` computes the next one.
-
-What torch sets for Adam: with ``cycle_momentum=True`` and an optimizer that has ``betas``
-(Adam, AdamW, ...), ``CyclicLR`` and ``OneCycleLR`` write the cycled momentum into
-``betas[0]`` (``group["betas"] = (momentum, *group["betas"][1:])``): beta_1 takes exactly
-the values momentum would take with SGD (``max_momentum`` at the start of a cycle,
-``base_momentum`` at its peak), and beta_2 is left alone. ``optimizer="adam"`` below reads
-that ``betas[0]`` back.
-
-Jumping to large iterations (``*_at``): ``CyclicLR.get_lr`` and ``OneCycleLR.get_lr`` are
-closed forms of ``last_epoch`` and constructor constants (``base_lrs``, ``max_lrs``,
-``total_size``, ``step_ratio``, ``scale_fn``; for 1cycle the phase table and the group's
-``initial_lr`` / ``max_lr`` / ``min_lr``); unlike chainable schedulers such as ``StepLR``
-they do not read the group's current ``lr``. Setting ``last_epoch`` and letting torch compute
-is therefore the same computation the t-th ``step()`` would make, without the t steps
-before it (tests/test_oracles.py checks the two agree exactly). We do it through
-``scheduler.step(epoch)``, torch's own (deprecated) path that sets ``last_epoch = epoch``
-and, as neither class has ``_get_closed_form_lr``, calls ``get_lr()`` and writes the result
-(and momentum, as a side effect of ``get_lr``) into ``param_groups``; its deprecation
-warning is silenced. The numbers are still computed by torch's code, in float64.
+(``t = 0`` is the first update, made with ``base_lr``); in torch terms, the value the
+scheduler computes when ``last_epoch == t``.
 
 Where torch and the seed part: torch's ``triangular2`` computes ``2.0 ** (cycle - 1)`` in
 Python floats, which raises ``OverflowError`` from cycle 1026 on (iteration
 ``2050 * step_size``); the seed's numpy scalars give ``inf`` there, so its rate is
-``base_lr``. ``torch_cyclic_at`` lets torch raise.
+``base_lr``.
 
 ``exp_range`` in torch scales by ``gamma ** last_epoch`` (iterations since the scheduler
 started), which is the seed's ``gamma ** clr_iterations`` as long as the cycle is never
@@ -54,14 +37,26 @@ reset.
 
 from __future__ import annotations
 
-import warnings
+import functools
+import inspect
+import json
+import math
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 ScaleFn = Callable[[float], float]
+
+#: torch's values, written by tests/torch_oracle.py (the script next to it).
+DATA = Path(__file__).resolve().parent / "torch_oracle.json"
+#: Set to a file in the PyTorch run: the torch oracles ask torch directly and append
+#: each call there, for ``python tests/torch_oracle.py --add FILE``.
+RECORD_ENV = "CLRPLUG_ORACLE_RECORD"
 
 __all__ = [
     "seed_momenta",
@@ -71,6 +66,7 @@ __all__ = [
     "torch_cyclic_at",
     "torch_one_cycle",
     "torch_one_cycle_at",
+    "torch_one_cycle_parameters",
 ]
 
 
@@ -205,77 +201,104 @@ def seed_momenta(
     return np.asarray(out, dtype=np.float64)
 
 
-# ----------------------------------------------------------------------------- torch
+# ------------------------------------------------------------ torch, from stored data
+
+_FLOATS = {"base_lr", "max_lr", "step_size_up", "step_size_down", "gamma", "base_momentum",
+           "max_momentum", "pct_start", "div_factor", "final_div_factor"}
+_INTS = {"steps", "total_steps"}
+_BOOLS = {"cycle_momentum", "three_phase"}
+_STRINGS = {"mode", "scale_mode", "anneal_strategy", "optimizer"}
 
 
-def _optimizer(kind: str, lr: float, momentum: float) -> torch.optim.Optimizer:
-    param = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    if kind == "sgd":
-        return torch.optim.SGD([param], lr=lr, momentum=momentum)
-    if kind == "adam":
-        return torch.optim.Adam([param], lr=lr, betas=(momentum, 0.999))
-    raise ValueError(f"optimizer must be 'sgd' or 'adam', not {kind!r}")
+def _scale_table(args: dict[str, Any], its: list[int]) -> list[list[float]]:
+    """A custom ``scale_fn`` as its values at the arguments torch passes it for these
+    updates (and update 0, which the scheduler's constructor computes): the cycle
+    ``floor(1 + t / (up + down))`` in ``"cycle"`` mode, else ``t``; ints, as in torch."""
+    up = float(args["step_size_up"])
+    down = up if args["step_size_down"] is None else float(args["step_size_down"])
+    points = {0, *its}
+    if args["scale_mode"] == "cycle":
+        points = {math.floor(1 + t / (up + down)) for t in points}
+    return [[p, float(args["scale_fn"](p))] for p in sorted(points)]
 
 
-def _read(optimizer: torch.optim.Optimizer, kind: str) -> tuple[float, float]:
-    group = optimizer.param_groups[0]
-    momentum = group["betas"][0] if kind == "adam" else group["momentum"]
-    return float(group["lr"]), float(momentum)
+def request(function: str, args: dict[str, Any]) -> dict[str, Any]:
+    """One oracle call as data: its arguments with defaults, numbers as floats or ints,
+    ``iterations`` as a list of ints, a custom ``scale_fn`` as a table of its values."""
+    out: dict[str, Any] = {}
+    for name, value in args.items():
+        if value is None or name == "scale_fn":
+            out[name] = None
+        elif name == "iterations":
+            out[name] = [int(t) for t in np.asarray(list(value)).ravel()]
+        elif name in _FLOATS:
+            out[name] = float(value)
+        elif name in _INTS:
+            out[name] = int(value)
+        elif name in _BOOLS:
+            out[name] = bool(value)
+        elif name in _STRINGS:
+            out[name] = str(value)
+        else:
+            raise TypeError(f"{function}: no stored form for argument {name}={value!r}")
+    if args.get("scale_fn") is not None:
+        its = out["iterations"] if "iterations" in out else list(range(out["steps"]))
+        out["scale_fn"] = _scale_table(args, its)
+    return {"function": function, "args": out}
 
 
-def _run(scheduler: Any, optimizer: torch.optim.Optimizer, steps: int, kind: str,
-         momentum: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Train ``steps`` updates the way torch documents it, recording what each uses."""
-    param = optimizer.param_groups[0]["params"][0]
-    lrs, moms = [], []
-    for t in range(steps):
-        lr, m = _read(optimizer, kind)
-        lrs.append(lr)
-        moms.append(m)
-        param.grad = torch.ones_like(param)
-        optimizer.step()
-        if t + 1 < steps:  # OneCycleLR refuses a step past total_steps
-            scheduler.step()
-    lr_out = np.asarray(lrs, dtype=np.float64)
-    return lr_out, (np.asarray(moms, dtype=np.float64) if momentum else None)
+def request_key(case: dict[str, Any]) -> str:
+    """The text a stored case is found by."""
+    return json.dumps({"function": case["function"], "args": case["args"]}, sort_keys=True)
 
 
-def _jump(scheduler: Any, optimizer: torch.optim.Optimizer, iterations: Iterable[int],
-          kind: str, momentum: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    lrs, moms = [], []
-    with warnings.catch_warnings():
-        # "The epoch parameter in `scheduler.step()` was not necessary..." and the
-        # step-order warning: both expected here, neither changes the computation.
-        warnings.simplefilter("ignore", UserWarning)
-        for it in np.asarray(list(iterations)).ravel():
-            scheduler.step(int(it))
-            lr, m = _read(optimizer, kind)
-            lrs.append(lr)
-            moms.append(m)
-    lr_out = np.asarray(lrs, dtype=np.float64)
-    return lr_out, (np.asarray(moms, dtype=np.float64) if momentum else None)
+@functools.cache
+def _stored() -> dict[str, Any]:
+    if not DATA.exists():
+        return {"cases": [], "one_cycle_parameters": []}
+    data: dict[str, Any] = json.loads(DATA.read_text(encoding="utf-8"))
+    data["cases"] = {request_key(case): case for case in data["cases"]}
+    return data
 
 
-def _cyclic(base_lr: float, max_lr: float, step_size_up: float, step_size_down: float | None,
-            mode: str, gamma: float, scale_fn: ScaleFn | None, scale_mode: str,
-            cycle_momentum: bool, base_momentum: float, max_momentum: float,
-            optimizer: str) -> tuple[Any, torch.optim.Optimizer]:
-    opt = _optimizer(optimizer, base_lr, max_momentum if cycle_momentum else 0.0)
-    scheduler = torch.optim.lr_scheduler.CyclicLR(
-        opt,
-        base_lr=base_lr,
-        max_lr=max_lr,
-        step_size_up=step_size_up,  # type: ignore[arg-type]  # torch takes float(...)
-        step_size_down=step_size_down,  # type: ignore[arg-type]
-        mode=mode,  # type: ignore[arg-type]
-        gamma=gamma,
-        scale_fn=scale_fn,
-        scale_mode=scale_mode,  # type: ignore[arg-type]
-        cycle_momentum=cycle_momentum,
-        base_momentum=base_momentum,
-        max_momentum=max_momentum,
-    )
-    return scheduler, opt
+def _ask_torch(call: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    """Torch's values computed now (recording): in this process in the PyTorch run, else
+    in a child process, so that torch never enters a process holding JAX or TensorFlow."""
+    if os.environ.get("KERAS_BACKEND") == "torch":
+        import torch_oracle  # the PyTorch run only (see the module docstring)
+
+        return torch_oracle.compute(call)
+    script = Path(__file__).resolve().parent / "torch_oracle.py"
+    done = subprocess.run([sys.executable, str(script), "--compute"], input=json.dumps(call),
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"torch_oracle.py --compute failed: {done.stderr[-2000:]}")
+    case = json.loads(done.stdout)
+    return _arrays(case)
+
+
+def _arrays(case: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    momentum = case["momentum"]
+    return (np.asarray(case["lr"], dtype=np.float64),
+            None if momentum is None else np.asarray(momentum, dtype=np.float64))
+
+
+def _lookup(function: str, args: dict[str, Any]) -> tuple[np.ndarray, np.ndarray | None]:
+    call = request(function, args)
+    record = os.environ.get(RECORD_ENV)
+    if record:
+        values = _ask_torch(call)
+        with open(record, "a", encoding="utf-8") as out:
+            out.write(json.dumps(call, sort_keys=True) + "\n")
+        return values
+    case = _stored()["cases"].get(request_key(call))
+    if case is None:
+        raise LookupError(
+            f"no stored PyTorch value for {function}({call['args']}); record the calls of "
+            f"this test with KERAS_BACKEND=torch {RECORD_ENV}=/tmp/calls.jsonl python -m "
+            "pytest ..., then run: python tests/torch_oracle.py --add /tmp/calls.jsonl"
+        )
+    return _arrays(case)
 
 
 def torch_cyclic(
@@ -295,16 +318,13 @@ def torch_cyclic(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``torch.optim.lr_scheduler.CyclicLR``: the rate (and momentum) of updates 0..steps-1.
 
-    A float64 dummy parameter is trained with ``torch.optim.SGD`` (``optimizer="sgd"``;
-    with momentum when ``cycle_momentum``) or ``torch.optim.Adam`` (``"adam"``: the
-    momentum returned is ``betas[0]``, which torch cycles). ``scale_mode`` is only used
-    with a custom ``scale_fn``, as in torch. Returns ``(lr, momentum)``, momentum ``None``
-    unless ``cycle_momentum``.
+    A float64 dummy parameter trained with ``torch.optim.SGD`` (``optimizer="sgd"``; with
+    momentum when ``cycle_momentum``) or ``torch.optim.Adam`` (``"adam"``: the momentum
+    returned is ``betas[0]``, which torch cycles). ``scale_mode`` is only used with a
+    custom ``scale_fn``, as in torch. Returns ``(lr, momentum)``, momentum ``None`` unless
+    ``cycle_momentum``. Stored values (see the module docstring).
     """
-    scheduler, opt = _cyclic(base_lr, max_lr, step_size_up, step_size_down, mode, gamma,
-                             scale_fn, scale_mode, cycle_momentum, base_momentum,
-                             max_momentum, optimizer)
-    return _run(scheduler, opt, int(steps), optimizer, cycle_momentum)
+    return _lookup("torch_cyclic", dict(locals()))
 
 
 def torch_cyclic_at(
@@ -322,37 +342,9 @@ def torch_cyclic_at(
     max_momentum: float = 0.9,
     optimizer: str = "sgd",
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """``torch_cyclic`` at arbitrary update indices (e.g. ``10**8``) without stepping there.
-
-    Each value is torch's ``CyclicLR.get_lr()`` at ``last_epoch = iteration``, reached
-    through ``scheduler.step(iteration)`` (see the module docstring for why that is the
-    same computation as stepping).
-    """
-    scheduler, opt = _cyclic(base_lr, max_lr, step_size_up, step_size_down, mode, gamma,
-                             scale_fn, scale_mode, cycle_momentum, base_momentum,
-                             max_momentum, optimizer)
-    return _jump(scheduler, opt, iterations, optimizer, cycle_momentum)
-
-
-def _one_cycle(max_lr: float, total_steps: int, pct_start: float, anneal_strategy: str,
-               div_factor: float, final_div_factor: float, three_phase: bool,
-               cycle_momentum: bool, base_momentum: float, max_momentum: float,
-               optimizer: str) -> tuple[Any, torch.optim.Optimizer]:
-    opt = _optimizer(optimizer, max_lr, max_momentum if cycle_momentum else 0.0)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        opt,
-        max_lr=max_lr,
-        total_steps=int(total_steps),
-        pct_start=float(pct_start),  # torch insists on a float
-        anneal_strategy=anneal_strategy,  # type: ignore[arg-type]
-        cycle_momentum=cycle_momentum,
-        base_momentum=base_momentum,
-        max_momentum=max_momentum,
-        div_factor=div_factor,
-        final_div_factor=final_div_factor,
-        three_phase=three_phase,
-    )
-    return scheduler, opt
+    """``torch_cyclic`` at arbitrary update indices (e.g. ``10**8``): torch's
+    ``CyclicLR.get_lr()`` at ``last_epoch = iteration`` (tests/torch_oracle.py)."""
+    return _lookup("torch_cyclic_at", dict(locals()))
 
 
 def torch_one_cycle(
@@ -375,14 +367,11 @@ def torch_one_cycle(
     starts at ``max_lr / div_factor``, reaches ``max_lr`` at update
     ``pct_start * total_steps - 1`` and ends at ``max_lr / div_factor / final_div_factor``
     at update ``total_steps - 1``. Momentum (``betas[0]`` for ``optimizer="adam"``) moves
-    inversely, ``max_momentum -> base_momentum -> max_momentum``.
+    inversely, ``max_momentum -> base_momentum -> max_momentum``. Stored values.
     """
     if not 0 <= steps <= total_steps:
         raise ValueError(f"steps ({steps}) must be between 0 and total_steps ({total_steps})")
-    scheduler, opt = _one_cycle(max_lr, total_steps, pct_start, anneal_strategy, div_factor,
-                                final_div_factor, three_phase, cycle_momentum,
-                                base_momentum, max_momentum, optimizer)
-    return _run(scheduler, opt, int(steps), optimizer, cycle_momentum)
+    return _lookup("torch_one_cycle", dict(locals()))
 
 
 def torch_one_cycle_at(
@@ -403,7 +392,16 @@ def torch_one_cycle_at(
     its = np.asarray(list(iterations)).ravel()
     if its.size and (its.min() < 0 or its.max() > total_steps):
         raise ValueError(f"iterations must lie in [0, total_steps={total_steps}]")
-    scheduler, opt = _one_cycle(max_lr, total_steps, pct_start, anneal_strategy, div_factor,
-                                final_div_factor, three_phase, cycle_momentum,
-                                base_momentum, max_momentum, optimizer)
-    return _jump(scheduler, opt, its, optimizer, cycle_momentum)
+    args = dict(locals())
+    args["iterations"] = args.pop("its")
+    return _lookup("torch_one_cycle_at", args)
+
+
+def torch_one_cycle_parameters() -> dict[str, inspect.Parameter]:
+    """``inspect.signature(torch.optim.lr_scheduler.OneCycleLR).parameters``, as stored:
+    each parameter's name and default (``inspect.Parameter.empty`` where it has none)."""
+    return {
+        row["name"]: inspect.Parameter(row["name"], inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                       default=row.get("default", inspect.Parameter.empty))
+        for row in _stored()["one_cycle_parameters"]
+    }

@@ -23,8 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-import torch
-from oracles import torch_one_cycle, torch_one_cycle_at
+from oracles import torch_one_cycle, torch_one_cycle_at, torch_one_cycle_parameters
 from probe import fit_probe, rate_probe_model
 from recording import Crash, assert_applied, assert_loaded_run, fit_recorded, probe_data
 
@@ -58,7 +57,7 @@ def schedule_at(schedule: OneCycleSchedule, steps: list[int]) -> np.ndarray:
 
 def test_argument_names_and_defaults_are_pytorchs() -> None:
     ours = inspect.signature(OneCycleLR).parameters
-    theirs = inspect.signature(torch.optim.lr_scheduler.OneCycleLR).parameters
+    theirs = torch_one_cycle_parameters()
     shared = set(theirs) - {"optimizer", "last_epoch", "verbose"}
     assert shared <= set(ours)
     for name in shared:

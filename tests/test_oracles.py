@@ -1,5 +1,9 @@
 """The oracles of tests/oracles.py: against values worked out by hand, and against each other.
 
+This module imports torch: it runs in the PyTorch run only (tests/conftest.py). It checks
+PyTorch's schedulers as tests/torch_oracle.py drives them, and that the values stored in
+tests/torch_oracle.json, which every other run reads, are what torch computes now.
+
 The seed transcriptions and PyTorch's schedulers are written by different people in
 different ways; where they agree to float64 rounding, either can serve as the expected
 value in the engine tests. Disagreements allowed here are explained where they are allowed.
@@ -7,21 +11,18 @@ value in the engine tests. Disagreements allowed here are explained where they a
 
 from __future__ import annotations
 
+import inspect
+import json
 import math
 from typing import Any
 
 import numpy as np
+import oracles
 import pytest
 import torch
-from oracles import (
-    seed_momenta,
-    seed_rates,
-    seed_rates_asymmetric,
-    torch_cyclic,
-    torch_cyclic_at,
-    torch_one_cycle,
-    torch_one_cycle_at,
-)
+import torch_oracle
+from oracles import seed_momenta, seed_rates, seed_rates_asymmetric
+from torch_oracle import torch_cyclic, torch_cyclic_at, torch_one_cycle, torch_one_cycle_at
 
 EPS = float(np.finfo(np.float64).eps)
 MODES = [("triangular", 1.0), ("triangular2", 1.0), ("exp_range", 0.999)]
@@ -282,3 +283,54 @@ def test_one_cycle_jumps_prefixes_and_limits() -> None:
         torch_one_cycle(11, 0.05, 10)
     with pytest.raises(ValueError, match="total_steps"):
         torch_one_cycle_at([11], 0.05, 10)
+
+
+# ------------------------------------------------------------------- the stored values
+
+
+def test_the_stored_values_are_what_torch_computes_now() -> None:
+    """tests/torch_oracle.json, read by every run, is what the script writes today."""
+    text = oracles.DATA.read_text(encoding="utf-8")
+    stored = json.loads(text)
+    fresh = torch_oracle.generate({"function": case["function"], "args": case["args"]}
+                                  for case in stored["cases"])
+    problems = torch_oracle.differences(stored, fresh)
+    assert not problems, f"{len(problems)} stored cases differ from torch's values now: " \
+        f"{problems[:3]}; rerun python tests/torch_oracle.py"
+    fresh["torch"] = stored["torch"]  # the build (+cpu or not) does not change the numbers
+    assert torch_oracle.dumps(fresh) == text, "rerun python tests/torch_oracle.py"
+
+
+def test_the_stored_oracles_give_torchs_values() -> None:
+    """The data-backed oracles of tests/oracles.py against torch itself, for calls the
+    suite makes: a custom scale_fn (stored as its values), jumps and 1cycle."""
+
+    def decay(x: Any) -> Any:  # as tests/test_xla.py calls it
+        return 1 / (5.0 ** (np.float64(x) * 0.05))
+
+    calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+        ("torch_cyclic", (24, 0.01, 0.05, 3), {"scale_fn": decay, "scale_mode": "iterations"}),
+        ("torch_cyclic_at", ([10, 20], 0.001, 0.006, 4), {"mode": "triangular2"}),
+        ("torch_one_cycle", (12, 0.05, 12), {}),
+        ("torch_one_cycle_at", ([998, 999], 0.1, 1000),
+         {"cycle_momentum": False, "three_phase": True}),
+    ]
+    for name, args, kwargs in calls:
+        stored = getattr(oracles, name)(*args, **kwargs)
+        live = getattr(torch_oracle, name)(*args, **kwargs)
+        np.testing.assert_array_equal(stored[0], live[0])
+        assert (stored[1] is None) == (live[1] is None)
+        if live[1] is not None:
+            np.testing.assert_array_equal(stored[1], live[1])
+
+
+def test_a_call_not_stored_says_how_to_add_it() -> None:
+    with pytest.raises(LookupError, match=r"torch_oracle\.py --add"):
+        oracles.torch_cyclic(5, 0.123, 0.456, 7)
+
+
+def test_the_stored_signature_is_one_cycle_lrs() -> None:
+    theirs = inspect.signature(torch.optim.lr_scheduler.OneCycleLR).parameters
+    stored = oracles.torch_one_cycle_parameters()
+    assert list(stored) == list(theirs)
+    assert all(stored[name].default == theirs[name].default for name in theirs)

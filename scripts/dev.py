@@ -4,14 +4,23 @@
     python3 scripts/dev.py demo [clrplug demo options]   # the project's main job
     python3 scripts/dev.py test [pytest options]         # everything CI checks
     python3 scripts/dev.py dist                          # build, check, install, smoke-test
+    python3 scripts/dev.py list [pytest options]         # which tests each pytest run holds
 
-``test`` runs ruff, mypy, a strict mkdocs build and ``dist``, then pytest once per
-Keras backend on ``tests/`` and every plugin's ``tests/``. Its arguments are passed to
-pytest unchanged, after those paths, in every backend's run: ``-x``, ``-q``,
-``-k EXPR``, ``--lf`` and so on. A path given there is collected in
-addition to the default ones, not instead of them (select with ``-k``). A run in which
-pytest collects no test at all (exit code 5, e.g. a ``-k`` that matches nothing) counts
-as a failure.
+``test`` runs ruff, mypy, a strict mkdocs build and ``dist``, then pytest: once on the
+backend-independent test modules of ``tests/`` (listed in tests/conftest.py,
+``BACKEND_INDEPENDENT``; under the first backend selected), then once per Keras backend
+on the rest of ``tests/`` and every plugin's ``tests/``. The part a run holds reaches
+tests/conftest.py as ``CLRPLUG_TEST_PART``. torch is imported only in the PyTorch run
+(PyTorch's schedulers reach the other runs as stored data, tests/torch_oracle.json), so
+the public index's CUDA torch wheel works as well as a CPU build. Its arguments are
+passed to pytest unchanged, after those paths, in every run: ``-x``, ``-q``,
+``-k EXPR``, ``--lf`` and so on. A path given there is collected in addition to the
+default ones, not instead of them (select with ``-k``). When no run collects a test at
+all (exit code 5 everywhere, e.g. a ``-k`` that matches nothing) that counts as a
+failure; one run collecting nothing (a ``-k`` matching only backend tests) does not.
+
+``list [pytest options]`` shows that split without running anything: each run's
+environment and how many tests it collects from each module.
 
 ``dist`` builds the sdist and wheel of clrplug and of each plugin under plugins/
 (``python -m build``, into a temporary directory), checks them (``twine check
@@ -28,7 +37,8 @@ nothing but Python 3.10+ and pip. Exit status: 0 all passed, 1 something failed,
 2 a usage error (nothing was run). Environment variables:
 
     CLRPLUG_BACKENDS  backends to test, comma-separated, among jax, tensorflow, torch
-                      (default: all three); an empty list or another name is refused
+                      (default: all three); an empty list or another name is refused;
+                      the backend-independent run uses the first
     CLRPLUG_VENV      where the virtual environment lives (default: .venv)
 """
 
@@ -36,6 +46,7 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import dataclasses
 import email.parser
 import hashlib
 import json
@@ -55,10 +66,10 @@ KNOWN_BACKENDS = ("jax", "tensorflow", "torch")
 PLUGINS = sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
 
 # The three Keras backends. torch is pinned to a release this project's machines hold
-# as a CPU build on local disk (an unpinned torch pulls a multi-GB CUDA build there).
-# Elsewhere on Linux, PyPI's torch==2.13.0 is a CUDA build: install a CPU build of it
-# into .venv first (pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu)
-# and this pin is already satisfied.
+# as a CPU build on local disk. Elsewhere on Linux, PyPI's torch==2.13.0 is a CUDA build
+# (with triton): that works, since torch is imported only in the PyTorch run; a CPU build
+# installed into .venv first is a smaller download and satisfies the pin as well
+# (pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu).
 BACKEND_PACKAGES = ["jax>=0.4.30", "tensorflow-cpu>=2.16", "torch==2.13.0"]
 
 # The `dist` smoke test: JAX is the lightest backend to install into a fresh environment.
@@ -320,8 +331,31 @@ def _dist(python: Path, tmp: Path, timings: list[tuple[str, float]]) -> None:
 # -- tasks -----------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class PytestRun:
+    """One pytest process of ``test``: a label, its backend, its part, its paths."""
+
+    label: str
+    backend: str
+    part: str
+    paths: tuple[str, ...]
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ, KERAS_BACKEND=self.backend, CLRPLUG_TEST_PART=self.part)
+
+
+def pytest_runs(selected: list[str]) -> list[PytestRun]:
+    """The backend-independent modules once, then the rest once per selected backend."""
+    everything = ("tests", *(str(p.relative_to(ROOT) / "tests") for p in PLUGINS))
+    return [
+        PytestRun(f"backend-independent tests (KERAS_BACKEND={selected[0]})", selected[0],
+                  "independent", ("tests",)),
+        *(PytestRun(f"KERAS_BACKEND={b}", b, "backend", everything) for b in selected),
+    ]
+
+
 def task_test(args: list[str]) -> int:
-    """Lint, type-check, build the docs, check the packages, then pytest once per backend."""
+    """Lint, type-check, build the docs, check the packages, then the pytest runs."""
     selected = backends()  # refused before anything runs
     python = ensure_venv()
     failed = []
@@ -331,28 +365,65 @@ def task_test(args: list[str]) -> int:
         "mkdocs": [str(_bin("mkdocs")), "build", "--strict", "--quiet",
                    "--site-dir", str(VENV / "site")],
     }
+    timings: list[tuple[str, float]] = []
     for name, cmd in checks.items():
         print(f"\n=== {name} ===", flush=True)
+        start = time.perf_counter()
         if subprocess.run(cmd, cwd=ROOT).returncode != 0:
             failed.append(name)
+        timings.append((name, time.perf_counter() - start))
     print("\n=== dist ===", flush=True)
+    start = time.perf_counter()
     if not run_dist(python):
         failed.append("dist")
-    for backend in selected:
-        env = dict(os.environ, KERAS_BACKEND=backend)
-        print(f"\n=== KERAS_BACKEND={backend} ===", flush=True)
-        paths = ["tests", *(str(p / "tests") for p in PLUGINS)]
-        result = subprocess.run([str(python), "-m", "pytest", *paths, *args], cwd=ROOT, env=env)
+    timings.append(("dist", time.perf_counter() - start))
+    empty = []
+    for run in pytest_runs(selected):
+        print(f"\n=== {run.label} ===", flush=True)
+        start = time.perf_counter()
+        result = subprocess.run([str(python), "-m", "pytest", *run.paths, *args], cwd=ROOT,
+                                env=run.env())
+        timings.append((run.label, time.perf_counter() - start))
         if result.returncode == 5:
-            print(f"\nKERAS_BACKEND={backend}: pytest collected no test (exit code 5); "
-                  f"check the arguments given to pytest: {args}", flush=True)
-            failed.append(f"{backend} (no test collected)")
+            print(f"\n{run.label}: pytest collected no test (exit code 5)", flush=True)
+            empty.append(run.label)
         elif result.returncode != 0:
-            failed.append(backend)
+            failed.append(run.label)
+    if len(empty) == len(selected) + 1:
+        print(f"\nno run collected a test; check the arguments given to pytest: {args}",
+              flush=True)
+        failed.append("pytest (no test collected)")
+    print("\ntimings: " + ", ".join(f"{label} {seconds:.0f} s" for label, seconds in timings),
+          flush=True)
     if failed:
         print(f"\nFAILED: {', '.join(failed)}", flush=True)
         return 1
     print(f"\nall tests passed on: {', '.join(selected)}", flush=True)
+    return 0
+
+
+def task_list(args: list[str]) -> int:
+    """Show each pytest run of ``test`` and how many tests it collects from each module."""
+    selected = backends()
+    python = ensure_venv()
+    for run in pytest_runs(selected):
+        result = subprocess.run(
+            [str(python), "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+             *run.paths, *args],
+            cwd=ROOT, env=run.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        per_module: dict[str, int] = {}
+        for line in result.stdout.splitlines():
+            if "::" in line and not line.startswith(" "):
+                module = line.split("::", 1)[0]
+                per_module[module] = per_module.get(module, 0) + 1
+        print(f"\n=== {run.label} (CLRPLUG_TEST_PART={run.part}): "
+              f"{sum(per_module.values())} tests in {len(per_module)} modules", flush=True)
+        for module, count in per_module.items():
+            print(f"  {count:5d}  {module}")
+        if result.returncode not in (0, 5):
+            print(result.stdout[-3000:], flush=True)
+            return 1
     return 0
 
 
@@ -369,7 +440,7 @@ def task_demo(args: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    tasks = {"test": task_test, "dist": task_dist, "demo": task_demo}
+    tasks = {"test": task_test, "list": task_list, "dist": task_dist, "demo": task_demo}
     if not argv or argv[0] not in tasks:
         print(__doc__)
         return 2

@@ -124,6 +124,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
                    "import torch; use the stored oracles of tests/oracles.py")
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
+            reporter.ensure_newline()
             reporter.write_line(f"FAILED {message}", red=True, bold=True)
         else:
             print(message, file=sys.stderr)

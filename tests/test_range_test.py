@@ -30,7 +30,7 @@ from clrplug.range_test import (
     SweepSchedule,
     sweep_rates,
 )
-from clrplug.range_test.rules import BUILTIN_RULES, RangeCurve, RuleResult
+from clrplug.range_test.rules import BUILTIN_RULES, RuleResult
 
 BACKEND = keras.backend.backend()
 

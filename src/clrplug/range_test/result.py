@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from clrplug import checks
-from clrplug.errors import ClrplugError, InvalidArgumentError, UnknownNameError
+from clrplug.errors import ClrplugError, InvalidArgumentError
 from clrplug.range_test.curve import RangeCurve, RuleResult, smooth_values, smoothing_width
 from clrplug.range_test.defaults import (
     BENCHMARKED_STEPS_PER_DECADE,
@@ -31,6 +31,7 @@ from clrplug.range_test.defaults import (
     DEFAULT_STEPS,
 )
 from clrplug.range_test.rules import AmbiguousCurveWarning, ambiguity
+from clrplug.range_test.suggestion import Suggestion, rule_record
 from clrplug.records import SuggestionRule
 from clrplug.registry import default_registry
 
@@ -47,48 +48,6 @@ __all__ = [
     "RangeTestResult",
     "Suggestion",
 ]
-
-@dataclass(frozen=True)
-class Suggestion:
-    """A rule's suggested bounds.
-
-    Attributes:
-        rule: the rule's registered name.
-        base_lr: the rule's own lower bound, else ``max_lr / base_div``.
-        max_lr: the suggested upper bound (a 1cycle's peak).
-        reason: one line saying what the rule found.
-        index: the step of the record the suggestion marks (for plots).
-        caveat: None, or one line saying why the curve does not support a
-            confident suggestion and what to try
-            (:func:`~clrplug.range_test.rules.ambiguity`); :meth:`RangeTestResult.suggest`
-            also issues it as an :class:`~clrplug.range_test.rules.AmbiguousCurveWarning`.
-    """
-
-    rule: str
-    base_lr: float
-    max_lr: float
-    reason: str
-    index: int
-    caveat: str | None = None
-
-
-def _rule_record(rule: Any) -> SuggestionRule:
-    """A rule given by name (resolved through the registry) or as a record."""
-    if isinstance(rule, SuggestionRule):
-        return rule
-    if not isinstance(rule, str):
-        raise InvalidArgumentError(
-            f"rule must be a registered rule's name or a clrplug.SuggestionRule, got "
-            f"{type(rule).__name__} {rule!r}."
-        )
-    try:
-        record: SuggestionRule = default_registry().get(rule, "rule")
-    except UnknownNameError as exc:
-        raise UnknownNameError(
-            exc.name, exc.available, exc.hint, argument="rule", kind="rule"
-        ) from None
-    return record
-
 
 @dataclass(frozen=True, eq=False)
 class RangeTestResult:
@@ -238,7 +197,7 @@ class RangeTestResult:
             ClrplugError: the rule raised or returned something that is not a
                 ``RuleResult`` (the message names the rule and where it came from).
         """
-        record = _rule_record(DEFAULT_RULE if rule is None else rule)
+        record = rule_record(DEFAULT_RULE if rule is None else rule)
         divisor = checks.real("base_div", base_div, low=1.0)
         key = (record, divisor)
         try:
@@ -338,7 +297,7 @@ class RangeTestResult:
     def _require(self, rule: str | SuggestionRule | None, base_div: float) -> Suggestion:
         found = self.suggest(rule, base_div=base_div)
         if found is None:
-            name = _rule_record(DEFAULT_RULE if rule is None else rule).name
+            name = rule_record(DEFAULT_RULE if rule is None else rule).name
             raise ClrplugError(
                 f"the range test found no learning-rate range with rule {name!r}: its curve "
                 f"shows no usable descent or rise between {self.min_lr:g} and "

@@ -264,7 +264,7 @@ def test_a_bound_sweep_keeps_its_numbers_in_variables_and_unbinds_cleanly():
     ],
 )
 def test_sweep_schedule_refuses_bad_arguments(kwargs, match):
-    with pytest.raises(clrplug.InvalidArgumentError, match=match):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match=match):
         SweepSchedule(**kwargs)
 
 
@@ -551,9 +551,9 @@ def test_generator_needs_steps_and_runs_with_them():
                 yield x[i : i + 16], y[i : i + 16]
 
     model = _classifier()
-    with pytest.raises(clrplug.InvalidArgumentError, match="steps=None and epochs=None"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match="steps=None and epochs=None"):
         clrplug.lr_range_test(model, batches(), verbose=0)
-    with pytest.raises(clrplug.InvalidArgumentError, match="epochs=2"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match="epochs=2"):
         clrplug.lr_range_test(model, batches(), epochs=2, verbose=0)
     result = clrplug.lr_range_test(model, batches(), min_lr=1e-3, max_lr=0.1, steps=6,
                                    shuffle=False, verbose=0)
@@ -620,7 +620,7 @@ def test_bad_arguments_are_refused_before_the_model_is_touched(kwargs, match):
     x, y = _data(32)
     model = _classifier()
     before = _state(model)
-    with pytest.raises(clrplug.InvalidArgumentError, match=match):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match=match):
         clrplug.lr_range_test(model, x, y, verbose=0, **kwargs)
     _assert_same_state(before, model)
     assert not model.optimizer.built
@@ -629,13 +629,13 @@ def test_bad_arguments_are_refused_before_the_model_is_touched(kwargs, match):
 def test_uncompiled_or_unbuilt_model_is_refused():
     x, y = _data(32)
     model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
-    with pytest.raises(clrplug.InvalidArgumentError, match="model must be compiled"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match="model must be compiled"):
         clrplug.lr_range_test(model, x, y)
     lazy = keras.Sequential([keras.layers.Dense(3)])
     lazy.compile(optimizer="sgd", loss="mse")
-    with pytest.raises(clrplug.InvalidArgumentError, match="is not built"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match="is not built"):
         clrplug.lr_range_test(lazy, x, y)
-    with pytest.raises(clrplug.InvalidArgumentError, match=r"model must be a keras\.Model"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match=r"model must be a keras\.Model"):
         clrplug.lr_range_test("model", x, y)
 
 
@@ -714,20 +714,20 @@ def test_base_div_sets_the_lower_bound_of_rules_without_one():
     )
     own = result.suggest("accuracy_rise")
     assert result.suggest("accuracy_rise", base_div=3.0) == own  # its own lower bound
-    with pytest.raises(clrplug.InvalidArgumentError, match=r"base_div must be a finite number >= 1"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match=r"base_div must be a finite number >= 1"):
         result.suggest("steep", base_div=0.5)
 
 
 def test_an_unknown_rule_name_is_refused_with_the_names_there_are():
     lr, loss, accuracy = _learning_curve()
     result = _synthetic(accuracy, loss, lr)
-    with pytest.raises(clrplug.UnknownNameError, match=r"^rule: unknown rule 'valey'") as raised:
+    with pytest.raises(clrplug.errors.UnknownNameError, match=r"^rule: unknown rule 'valey'") as raised:
         result.suggest("valey")
     assert "Did you mean 'valley'?" in str(raised.value)
     assert set(BUILTIN_RULES) <= set(raised.value.available)
-    with pytest.raises(clrplug.UnknownNameError, match=r"rule: unknown rule"):
+    with pytest.raises(clrplug.errors.UnknownNameError, match=r"rule: unknown rule"):
         result.cyclic_lr(step_size=10, rule="nope")
-    with pytest.raises(clrplug.InvalidArgumentError, match=r"rule must be a registered rule's"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match=r"rule must be a registered rule's"):
         result.suggest(42)
 
 
@@ -781,7 +781,7 @@ def test_a_third_party_rule_from_an_installed_distribution(fake_dist, fresh_regi
         found = result.suggestions()
     assert found["halfway"] == expected and found["broken"] is None
     assert set(BUILTIN_RULES) <= set(found)
-    with pytest.raises(clrplug.ClrplugError, match=r"rule 'broken'.*raised ZeroDivisionError"):
+    with pytest.raises(clrplug.errors.ClrplugError, match=r"rule 'broken'.*raised ZeroDivisionError"):
         result.suggest("broken")
     clr = result.cyclic_lr(step_size=10, rule="halfway")
     assert (clr.base_lr, clr.max_lr) == (expected.base_lr, expected.max_lr)
@@ -795,7 +795,7 @@ def test_a_rule_name_two_distributions_register_is_left_out(fake_dist, fresh_reg
                   entry_points={"clrplug.policies": {"halfway": f"{module}:HALFWAY"}})
     lr, loss, accuracy = _learning_curve()
     result = _synthetic(accuracy, loss, lr)
-    with pytest.raises(clrplug.NameConflictError, match=r"rule 'halfway'"):
+    with pytest.raises(clrplug.errors.NameConflictError, match=r"rule 'halfway'"):
         result.suggest("halfway")
     with pytest.warns(UserWarning, match=r"rule 'halfway' is registered by more than one"):
         found = result.suggestions()
@@ -806,10 +806,10 @@ def test_a_rule_returning_garbage_is_named():
     lr, loss, accuracy = _learning_curve()
     result = _synthetic(accuracy, loss, lr)
     bad = clrplug.SuggestionRule("bad", lambda curve: (1e-3, 1e-2))
-    with pytest.raises(clrplug.ClrplugError, match=r"rule 'bad'.*returned tuple"):
+    with pytest.raises(clrplug.errors.ClrplugError, match=r"rule 'bad'.*returned tuple"):
         result.suggest(bad)
     far = clrplug.SuggestionRule("far", lambda curve: RuleResult(1e-3, None, "far: x", 10**6))
-    with pytest.raises(clrplug.ClrplugError, match=r"index=1000000, past the record's 300"):
+    with pytest.raises(clrplug.errors.ClrplugError, match=r"index=1000000, past the record's 300"):
         result.suggest(far)
 
 
@@ -850,11 +850,11 @@ def test_no_range_gives_no_suggestion_and_no_callback():
     for name in fastai:
         assert found[name].caveat.startswith("no clear descent"), name
     message = f"found no learning-rate range with rule {DEFAULT_RULE!r}"
-    with pytest.raises(clrplug.ClrplugError, match=message):
+    with pytest.raises(clrplug.errors.ClrplugError, match=message):
         result.cyclic_lr(step_size=10)
-    with pytest.raises(clrplug.ClrplugError, match=message):
+    with pytest.raises(clrplug.errors.ClrplugError, match=message):
         result.one_cycle(total_steps=100)
-    with pytest.raises(clrplug.ClrplugError, match="with rule 'robust_steep'"):
+    with pytest.raises(clrplug.errors.ClrplugError, match="with rule 'robust_steep'"):
         result.cyclic_lr(step_size=10, rule="robust_steep")
     # fastai's steep answers, as fastai does; the callback comes with the one-line caveat.
     from clrplug.range_test.rules import AmbiguousCurveWarning
@@ -875,11 +875,11 @@ def test_the_default_sweep_is_the_one_the_rules_were_chosen_with():
 def test_a_coarse_sweep_is_named_when_no_range_is_found():
     flat = np.full(30, 2.3)
     coarse = _synthetic(None, flat, np.geomspace(1e-7, 10.0, 30))  # 30 steps, 8 decades
-    with pytest.raises(clrplug.ClrplugError,
+    with pytest.raises(clrplug.errors.ClrplugError,
                        match=r"30 steps; 4 steps per decade, where the rules were benchmarked at 33"):
         coarse.one_cycle(total_steps=100)
     fine = _synthetic(None, np.full(200, 2.3), np.geomspace(1e-5, 10.0, 200))
-    with pytest.raises(clrplug.ClrplugError, match=r"200 steps\)\. Try another rule"):
+    with pytest.raises(clrplug.errors.ClrplugError, match=r"200 steps\)\. Try another rule"):
         fine.one_cycle(total_steps=100)
 
 
@@ -897,7 +897,7 @@ def test_cyclic_lr_is_configured_from_the_rule():
     assert (clr.base_lr, clr.max_lr) == (rise.base_lr, rise.max_lr)
     clr = result.cyclic_lr(step_size=10, rule="steep", base_div=3.0)
     assert clr.base_lr == result.suggest("steep").max_lr / 3.0
-    with pytest.raises(clrplug.InvalidArgumentError, match="step_size=None"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match="step_size=None"):
         _synthetic(accuracy, loss, lr, steps_per_epoch=None).cyclic_lr()
 
 
@@ -923,7 +923,7 @@ def test_smoothed_gives_what_the_rules_read():
     x, y = result.smoothed("accuracy")
     assert len(x) == len(y) and np.all(np.isfinite(y)) and len(x) > 250
     assert abs(float(np.interp(-2.5, np.log10(x), y)) - 0.5) < 0.02  # the sigmoid's middle
-    with pytest.raises(clrplug.InvalidArgumentError, match=r"key='val_accuracy' was not recorded"):
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match=r"key='val_accuracy' was not recorded"):
         result.smoothed("val_accuracy")
 
 

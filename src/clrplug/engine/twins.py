@@ -3,7 +3,7 @@
 A twin runs inside the compiled step in float32; its numpy function is the
 reference. Before a schedule uses a twin it is evaluated on the current backend
 over the whole range the step can reach (integers up to 2**31 - 1, shapes on
-[0, 1]) and refused with :class:`~clrplug.PolicyEvaluationError` where it differs
+[0, 1]) and refused with :class:`~clrplug.errors.PolicyEvaluationError` where it differs
 by more than 2e-6 relative (1e-12 absolute), which keeps the applied rate within
 1e-5 of the float64 formula. Results are cached per process and backend.
 """

@@ -66,12 +66,12 @@ def plot_range_test(
     learning rate as in the seed's figure (validation accuracy as dots when it was
     measured, the column ``accuracy_rise`` reads drawn bold). Every registered rule's
     suggested ``max_lr`` is a vertical line labelled with the rule's name
-    (:meth:`~clrplug.RangeTestResult.suggestions`), and ``rule``'s band from
+    (:meth:`~clrplug.range_test.RangeTestResult.suggestions`), and ``rule``'s band from
     ``base_lr`` to ``max_lr`` is shaded. The x axis is logarithmic for an ``"exp"``
     sweep.
 
     Args:
-        result: a :class:`~clrplug.RangeTestResult`.
+        result: a :class:`~clrplug.range_test.RangeTestResult`.
         path: write the figure there.
         ax: one Axes (loss, with accuracy on a twin axis) or two (loss, accuracy).
         rule: the rule whose band is shaded (a name or a ``SuggestionRule``); default

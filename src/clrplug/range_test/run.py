@@ -223,7 +223,7 @@ def lr_range_test(
             ``steps_per_epoch``, ``validation_steps``, ``validation_batch_size``, ...
 
     Returns:
-        A :class:`~clrplug.RangeTestResult`.
+        A :class:`~clrplug.range_test.RangeTestResult`.
 
     Raises:
         InvalidArgumentError: a bad argument; raised before the model is touched.

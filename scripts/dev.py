@@ -39,6 +39,9 @@ nothing but Python 3.10+ and pip. Exit status: 0 all passed, 1 something failed,
     CLRPLUG_BACKENDS  backends to test, comma-separated, among jax, tensorflow, torch
                       (default: all three); an empty list or another name is refused;
                       the backend-independent run uses the first
+    CLRPLUG_TEST_JOBS how many pytest runs ``test`` runs at once (default: 2 on a machine
+                      with 2 cores or more, else 1); with more than one, each run's
+                      output is printed whole when it ends
     CLRPLUG_VENV      where the virtual environment lives (default: .venv)
 """
 
@@ -354,9 +357,66 @@ def pytest_runs(selected: list[str]) -> list[PytestRun]:
     ]
 
 
+def _jobs() -> int:
+    """How many pytest runs ``test`` runs at once (CLRPLUG_TEST_JOBS; default: 2 where
+    there are 2 cores or more, else 1)."""
+    raw = os.environ.get("CLRPLUG_TEST_JOBS")
+    if raw is None:
+        return 2 if (os.cpu_count() or 1) >= 2 else 1
+    if not raw.isdigit() or int(raw) < 1:
+        raise UsageError(f"CLRPLUG_TEST_JOBS={raw!r}: expected a positive integer")
+    return int(raw)
+
+
+def _pytest(
+    python: Path, runs: list[PytestRun], args: list[str], jobs: int
+) -> list[tuple[PytestRun, int, float]]:
+    """Run the pytest runs, ``jobs`` at a time: ``(run, exit status, seconds)`` each.
+
+    One at a time, a run's output streams to the terminal; several at a time, each run
+    writes to a file of its own, printed whole when the run ends.
+    """
+    results = []
+    if jobs == 1:
+        for run in runs:
+            print(f"\n=== {run.label} ===", flush=True)
+            start = time.perf_counter()
+            done = subprocess.run([str(python), "-m", "pytest", *run.paths, *args], cwd=ROOT,
+                                  env=run.env())
+            results.append((run, done.returncode, time.perf_counter() - start))
+        return results
+    print(f"\n=== pytest: {len(runs)} runs, {jobs} at a time (CLRPLUG_TEST_JOBS) ===",
+          flush=True)
+    with tempfile.TemporaryDirectory(prefix="clrplug-pytest-") as tmp:
+        waiting = list(enumerate(runs))
+        running: list[tuple[PytestRun, subprocess.Popen[bytes], Path, float]] = []
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                index, run = waiting.pop(0)
+                log = Path(tmp) / f"{index}.log"
+                with log.open("wb") as out:
+                    process = subprocess.Popen(
+                        [str(python), "-m", "pytest", *run.paths, *args], cwd=ROOT,
+                        env=run.env(), stdout=out, stderr=subprocess.STDOUT,
+                    )
+                print(f"started: {run.label}", flush=True)
+                running.append((run, process, log, time.perf_counter()))
+            time.sleep(0.5)
+            for entry in [e for e in running if e[1].poll() is not None]:
+                running.remove(entry)
+                run, process, log, start = entry
+                seconds = time.perf_counter() - start
+                print(f"\n=== {run.label} ({seconds:.0f} s) ===", flush=True)
+                sys.stdout.write(log.read_text(encoding="utf-8", errors="replace"))
+                sys.stdout.flush()
+                results.append((run, process.returncode, seconds))
+    return results
+
+
 def task_test(args: list[str]) -> int:
     """Lint, type-check, build the docs, check the packages, then the pytest runs."""
     selected = backends()  # refused before anything runs
+    jobs = _jobs()
     python = ensure_venv()
     failed = []
     checks = {
@@ -378,16 +438,12 @@ def task_test(args: list[str]) -> int:
         failed.append("dist")
     timings.append(("dist", time.perf_counter() - start))
     empty = []
-    for run in pytest_runs(selected):
-        print(f"\n=== {run.label} ===", flush=True)
-        start = time.perf_counter()
-        result = subprocess.run([str(python), "-m", "pytest", *run.paths, *args], cwd=ROOT,
-                                env=run.env())
-        timings.append((run.label, time.perf_counter() - start))
-        if result.returncode == 5:
+    for run, returncode, seconds in _pytest(python, pytest_runs(selected), args, jobs):
+        timings.append((run.label, seconds))
+        if returncode == 5:
             print(f"\n{run.label}: pytest collected no test (exit code 5)", flush=True)
             empty.append(run.label)
-        elif result.returncode != 0:
+        elif returncode != 0:
             failed.append(run.label)
     if len(empty) == len(selected) + 1:
         print(f"\nno run collected a test; check the arguments given to pytest: {args}",

@@ -18,10 +18,6 @@ another):
   (``keras.optimizers.schedules``): what a schedule of Keras itself costs, for scale.
 - ``schedule``: no callback; the model's SGD has ``learning_rate=CyclicalSchedule(...)``
   (triangular2): the cost of computing the rate inside the compiled step, alone.
-- ``bound``  : as ``schedule``, bound to the optimizer (``schedule.bind``), so that its
-  state lives in optimizer variables as when a callback drives it; with ``schedule``
-  and ``noop`` it splits a callback's cost into the step's arithmetic, carrying the
-  state variables through the step, and Keras calling batch hooks.
 - ``nobatch``: ``CyclicLR`` (as ``builtin``) with its two batch hooks replaced by ones that
   do nothing (so its ``history`` and batch logs stay empty): the callback's cost outside
   its batch hooks; ``builtin`` minus ``nobatch`` is what those hooks cost.
@@ -289,23 +285,6 @@ def _restarts() -> list[Any]:
     learning_rate=_cyclical_schedule,
 )
 def _schedule() -> list[Any]:
-    return []
-
-
-def _bind_schedule(model: Any) -> None:
-    optimizer = model.optimizer
-    optimizer.build(model.trainable_variables)
-    optimizer._learning_rate.bind(optimizer)  # the schedule the variant compiled with
-
-
-@variant(
-    "bound",
-    "no callback; as schedule, bound to the optimizer (schedule.bind): its state in "
-    "optimizer variables, as the callbacks run it",
-    learning_rate=_cyclical_schedule,
-    prepare=_bind_schedule,
-)
-def _bound() -> list[Any]:
     return []
 
 

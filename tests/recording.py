@@ -29,7 +29,7 @@ from probe import (
     recover,
 )
 
-__all__ = ["assert_applied", "fit_recorded", "probe_data", "record_biases"]
+__all__ = ["SaveAt", "assert_applied", "fit_recorded", "probe_data", "record_biases"]
 
 
 def probe_data(steps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,3 +165,19 @@ class Crash(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
         if self.batch is None and epoch == self.epoch:
             raise KeyboardInterrupt("simulated crash")
+
+
+class SaveAt(keras.callbacks.Callback):
+    """A checkpoint written during the fit, as ``ModelCheckpoint`` writes them: at the end
+    of epoch ``epoch``, ``model.save(path)`` (``save_weights`` when ``weights_only``)."""
+
+    def __init__(self, path: Any, epoch: int, weights_only: bool = False) -> None:
+        super().__init__()
+        self.path, self.epoch, self.weights_only = path, epoch, weights_only
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if epoch == self.epoch:
+            if self.weights_only:
+                self.model.save_weights(self.path)
+            else:
+                self.model.save(self.path)

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from oracles import torch_cyclic
 from probe import LastPrediction, _compile_probe, fit_probe, rate_probe_model
-from recording import ResetAfterEpoch, assert_applied, fit_recorded, probe_data
+from recording import ResetAfterEpoch, assert_applied, fit_recorded
 
 import clrplug
 from clrplug import CyclicLR, OneCycleLR
@@ -292,142 +292,128 @@ def test_model_checkpoint_then_resume_carries_the_cycle_and_its_reset(
 # -- damaged cycle state ---------------------------------------------------------------------------
 
 GEOMETRY = {"step_size": 2.5, "step_size_down": 1.5}  # up=5, down=3, denominator=2 in the state
-DAMAGE = {"up-0": (5, 0), "up-negative": (5, -4), "down-0": (3, 0), "down-negative": (3, -3),
-          "denominator-0": (2, 0), "denominator-negative": (2, -2)}
+DAMAGE = {"up-0": ("up", 0), "up-negative": ("up", -4), "down-0": ("down", 0),
+          "down-negative": ("down", -3), "denominator-0": ("denominator", 0),
+          "denominator-negative": ("denominator", -2)}
+#: Where a checkpoint written during a fit with a clrplug callback keeps the cycle's numbers.
+STATE_GROUP = "optimizer/clrplug_cycle_state/vars"
 
 
-def _state_index(model: keras.Model) -> int:
-    """Where the schedule's state (integers, then float words) is among the optimizer's variables."""
-    [index] = [i for i, v in enumerate(model.optimizer.variables) if v.path.endswith("clrplug_state")]
-    return index
+def _state_store(schedule: Any, **changes: Any) -> dict[str, np.ndarray]:
+    """The arrays a checkpoint holds for ``schedule``, with ``changes`` written over them."""
+    store = schedule.state()
+    for name, value in changes.items():
+        store[name] = np.asarray(value, dtype=store[name].dtype)
+    return store
 
 
-def _damaged(values: np.ndarray, field_value: int, new: int) -> np.ndarray:
-    [at] = np.flatnonzero(values == field_value)
-    out = values.copy()
-    out[at] = new
-    return out
+def test_a_checkpoint_saved_during_a_fit_holds_the_cycle_as_named_numbers(tmp_path: Path) -> None:
+    model, clr = rate_probe_model(), CyclicLR(BASE, TOP, **GEOMETRY)
+    saved: list[Path] = []
 
+    class Save(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            saved.append(tmp_path / "mid.weights.h5")
+            self.model.save_weights(saved[-1])
 
-def _assert_refused_before_any_update(model: keras.Model, clr: CyclicLR) -> None:
-    before = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    with pytest.raises(ClrplugError, match=r"cycle state .* is damaged \(step sizes"):
-        fit_probe(model, 4, [clr])
-    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == before
+    fit_probe(model, 4, [clr, Save()])
+    with h5py.File(saved[-1], "r") as store:
+        group = store[STATE_GROUP]
+        fields = {name: group[name][()] for name in group}
+        dtypes = {name: group[name].dtype for name in group}
+    assert (fields["up"], fields["down"], fields["denominator"], fields["period"]) == (5, 3, 2, 8)
+    assert fields["base_lr"] == BASE and fields["max_lr"] == TOP  # float64, exactly
+    assert {str(d) for d in dtypes.values()} == {"int64", "float64"}
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_a_damaged_weights_checkpoint_is_refused_clearly(tmp_path: Path, damage: str) -> None:
-    field_value, new = DAMAGE[damage]
+    field, new = DAMAGE[damage]
     model, clr = rate_probe_model(), CyclicLR(BASE, TOP, **GEOMETRY)
-    fit_probe(model, 4, [clr])
+    clr.attach(model)
     good, bad = tmp_path / "good.weights.h5", tmp_path / "bad.weights.h5"
     model.save_weights(good)
     shutil.copy(good, bad)
     with h5py.File(bad, "r+") as store:
-        dataset = store[f"optimizer/vars/{_state_index(model)}"]
-        dataset[...] = _damaged(dataset[()], field_value, new)
+        store[f"{STATE_GROUP}/{field}"][...] = new
     model2, clr2 = rate_probe_model(), CyclicLR(BASE, TOP, **GEOMETRY)
     clr2.attach(model2)
-    model2.load_weights(bad)
-    _assert_refused_before_any_update(model2, clr2)
-
-
-@pytest.mark.parametrize("damage", ["up-0", "down-negative", "denominator-0"])
-def test_damaged_optimizer_variables_are_refused_clearly(damage: str) -> None:
-    field_value, new = DAMAGE[damage]
-    model, clr = rate_probe_model(), CyclicLR(BASE, TOP, **GEOMETRY)
-    clr.attach(model)
-    variable = model.optimizer.variables[_state_index(model)]
-    variable.assign(_damaged(np.asarray(keras.ops.convert_to_numpy(variable)), field_value, new))
-    _assert_refused_before_any_update(model, clr)
-
-
-@pytest.mark.parametrize("new", [0, -7])
-def test_a_damaged_accumulation_count_is_refused_clearly(tmp_path: Path, new: int) -> None:
-    optimizer = lambda: keras.optimizers.SGD(0.1, gradient_accumulation_steps=7)  # noqa: E731
-    model, clr = rate_probe_model(optimizer()), CyclicLR(BASE, TOP, STEP)
-    clr.attach(model)
-    variable = model.optimizer.variables[_state_index(model)]
-    variable.assign(_damaged(np.asarray(keras.ops.convert_to_numpy(variable)), 7, new))
-    before = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    x, y = probe_data(14)
-    with pytest.raises(ClrplugError, match=r"damaged"):
-        model.fit(x, y, batch_size=1, verbose=0, shuffle=False, callbacks=[clr])
-    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == before
+    before = clr2.schedule.state_key()
+    with pytest.raises(Exception, match=r"cycle state .* is damaged \(step sizes"):
+        model2.load_weights(bad)
+    assert clr2.schedule.state_key() == before
 
 
 def test_damaged_state_changes_nothing_on_the_host() -> None:
     """A hold flag that is fine and step sizes that are not: nothing of it is applied."""
     model, clr = rate_probe_model(), CyclicLR(BASE, TOP, **GEOMETRY)
     clr.attach(model)
-    state = model.optimizer.variables[_state_index(model)]
-    values = np.asarray(keras.ops.convert_to_numpy(state)).copy()
-    values[clr.schedule._packed.int_fields.index("hold")] = 1  # a valid hold flag
-    state.assign(_damaged(values, 2, 0))
     before = clr.schedule.state_key()
     with pytest.raises(ClrplugError, match=r"is damaged \(step sizes"):
-        clr.schedule.refresh()
+        clr.schedule.load_state(_state_store(clr.schedule, hold=1, held_lr=0.5, denominator=0))
     assert clr.schedule.state_key() == before and not clr.schedule.holding
+
+
+@pytest.mark.parametrize("new", [0, -7])
+def test_a_damaged_accumulation_count_is_refused_clearly(new: int) -> None:
+    model = rate_probe_model(keras.optimizers.SGD(0.1, gradient_accumulation_steps=7))
+    clr = CyclicLR(BASE, TOP, STEP)
+    clr.attach(model)
+    with pytest.raises(ClrplugError, match=rf"damaged \(update divisor {new}, where the optimizer accumulates 7"):
+        clr.schedule.load_state(_state_store(clr.schedule, accumulation=new))
 
 
 def test_a_cycle_length_that_is_not_up_plus_down_is_refused_clearly() -> None:
     model, clr = rate_probe_model(), CyclicLR(BASE, TOP, **GEOMETRY)  # up=5, down=3
     clr.attach(model)
-    state = model.optimizer.variables[_state_index(model)]
-    values = np.asarray(keras.ops.convert_to_numpy(state)).copy()
-    values[clr.schedule._packed.int_fields.index("period")] = 9
-    state.assign(values)
     before = clr.schedule.state_key()
     with pytest.raises(ClrplugError, match=r"is damaged \(cycle length 9, not 5 \+ 3\)"):
-        clr.schedule.refresh()
+        clr.schedule.load_state(_state_store(clr.schedule, period=9))
     assert clr.schedule.state_key() == before
+
+
+def test_a_missing_field_is_refused_clearly() -> None:
+    model, clr = rate_probe_model(), CyclicLR(BASE, TOP, STEP)
+    clr.attach(model)
+    store = clr.schedule.state()
+    del store["cycle_start"]
+    with pytest.raises(ClrplugError, match=r"is damaged \(missing field\(s\) cycle_start\)"):
+        clr.schedule.load_state(store)
 
 
 def test_damaged_one_cycle_phases_are_refused_clearly() -> None:
     model, one_cycle = rate_probe_model(), OneCycleLR(0.1, total_steps=40, cycle_momentum=False)
     one_cycle.attach(model)
-    state = model.optimizer.variables[_state_index(model)]
-    values = np.asarray(keras.ops.convert_to_numpy(state)).copy()
-    packed = one_cycle.schedule._packed
-    words = values[len(packed.int_fields) :].view(np.float32)  # the float words, in place
-    words[3 * packed.float_fields.index("lr_from0")] *= 2  # the first phase's starting rate
-    state.assign(values)
+    doubled = 2 * float(one_cycle.schedule.state()["lr_from0"])  # the first phase's starting rate
     with pytest.raises(ClrplugError, match=r"is damaged \(phase field\(s\) lr_from0 do not match"):
-        one_cycle.schedule.refresh()
+        one_cycle.schedule.load_state(_state_store(one_cycle.schedule, lr_from0=doubled))
 
 
-def test_a_write_lands_after_a_checkpoint_assigned_the_variables(tmp_path: Path) -> None:
-    """The host writes what it holds even when it wrote the same before a load."""
-    model, clr = rate_probe_model(), CyclicLR(BASE, TOP, STEP)
-    clr.attach(model)  # the schedule drives: no plain rate held
-    checkpoint = tmp_path / "driving.weights.h5"
-    model.save_weights(checkpoint)
-    clr.schedule.hold(0.05)
-    model.load_weights(checkpoint)  # the variables say "no plain rate" again
-    clr.schedule.hold(0.05)  # the same hold as before the load: it must land all the same
-    rate = clr.schedule(model.optimizer.iterations)
-    assert float(keras.ops.convert_to_numpy(rate)) == pytest.approx(0.05, rel=1e-6)
+def test_a_plain_checkpoint_leaves_the_cycle_as_it_is(tmp_path: Path) -> None:
+    """A file saved by plain Keras (no cycle numbers in it) loads into a driven optimizer's
+    model weights and changes nothing of the cycle."""
+    plain = rate_probe_model()
+    plain.save_weights(tmp_path / "plain.weights.h5")
+    model, clr = rate_probe_model(), CyclicLR(BASE, TOP, **GEOMETRY)
+    clr.attach(model)
+    before = clr.schedule.state_key()
+    model.load_weights(tmp_path / "plain.weights.h5")
+    assert clr.schedule.state_key() == before
 
 
-def test_a_scale_function_failing_on_the_table_leaves_the_optimizer_as_it_was() -> None:
-    """The table (on TensorFlow, the rate window) is computed before any variable is added:
-    a failure binds nothing."""
+def test_a_scale_function_failing_on_the_table_is_refused_when_the_callback_is_made() -> None:
+    """The scale table is computed when the callback is created: a failure names the
+    function, and no model was touched."""
 
     def picky(x: Any) -> Any:
         x = np.asarray(x)
-        # Inside the first table and the first window, past the points checked at creation.
+        # Inside the first table, past the points checked at creation.
         if np.any(x == 1001):
             raise ValueError("no 1001")
         return np.where(x < 3, 1.0, 0.5)
 
-    model = rate_probe_model()
-    before = [v.path for v in model.optimizer.variables]
-    clr = CyclicLR(BASE, TOP, STEP, scale_fn=picky, scale_mode="iterations")
     with pytest.raises(clrplug.errors.PolicyEvaluationError, match=r"'picky' raised ValueError: no 1001"):
-        clr.attach(model)
-    assert [v.path for v in model.optimizer.variables] == before
-    assert isinstance(model.optimizer._learning_rate, keras.Variable)
+        CyclicLR(BASE, TOP, STEP, scale_fn=picky, scale_mode="iterations")
 
 
 @pytest.mark.parametrize("start", [2**31, -(2**31), 2**40])
@@ -522,12 +508,11 @@ def test_policies_shows_a_conflict_row_per_source(
         CyclicLR(mode="wave")
 
 
-def test_one_cycle_with_a_damaged_total_is_refused(tmp_path: Path) -> None:
+def test_one_cycle_with_a_damaged_total_is_refused() -> None:
     model = rate_probe_model(keras.optimizers.SGD(0.1, momentum=0.9))
     one_cycle = OneCycleLR(0.05, total_steps=20)
-    fit_probe(model, 4, [one_cycle])
-    variable = model.optimizer.variables[_state_index(model)]
-    values = np.asarray(keras.ops.convert_to_numpy(variable))
-    variable.assign(_damaged(values, 20, -5))
+    one_cycle.attach(model)
+    before = one_cycle.schedule.state_key()
     with pytest.raises(ClrplugError, match=r"total_steps"):
-        fit_probe(model, 4, [one_cycle])
+        one_cycle.schedule.load_state(_state_store(one_cycle.schedule, total_steps=-5))
+    assert one_cycle.schedule.state_key() == before

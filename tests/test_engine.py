@@ -222,7 +222,8 @@ class ResetAtEpoch(keras.callbacks.Callback):
 def test_counter_moved_to_huge_steps_with_resets_one_train_function(
     mode: str, no_cache_clearing: None
 ) -> None:
-    """One compile, four jumps of the counter, two resets: one train function, exact rates."""
+    """Four jumps of the counter, two resets: exact rates, and a new trace only when the
+    schedule's numbers change (a reset, or a scale table computed for the new counts)."""
     kwargs: dict[str, Any] = (
         {"scale_fn": decay, "scale_mode": "iterations"} if mode == "table"
         else {"mode": mode, "gamma": 0.9999} if mode == "exp_range" else {"mode": mode}
@@ -233,7 +234,9 @@ def test_counter_moved_to_huge_steps_with_resets_one_train_function(
     moves = {1 + i: step for i, step in enumerate(HUGE)}
     resets = [ResetAtEpoch(clr, 2, new_max_lr=0.004), ResetAtEpoch(clr, 4, new_step_size=1500)]
     run = fit_probe(model, 6, [clr, *resets], epochs=5, iterations=moves)
-    assert builds.count == 1
+    refills = len(moves) if mode == "table" else 0
+    # The fit's step, one per change of numbers, and the model's own plain step at the end.
+    assert builds.count <= 2 + len(resets) + refills
     it = run.iterations
     epoch = np.repeat(np.arange(5), 6)
     start = np.select([epoch >= 4, epoch >= 2], [it[24], it[12]], 0)
@@ -330,14 +333,24 @@ def test_gradient_accumulation_an_iteration_is_an_update() -> None:
 # -- the optimizer between fits ------------------------------------------------------------
 
 
+class TrainFunctionSeen(keras.callbacks.Callback):
+    """The model's train function during the fit."""
+
+    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+        self.function = self.model.train_function
+
+
 def test_second_fit_continues_the_cycle_without_a_new_train_function() -> None:
+    """The second fit uses the first fit's step again (no trace), and between and after
+    the fits the model's own plain step is back."""
     model = rate_probe_model()
     builds = TrainFunctionBuilds(model)
     clr = CyclicLR(0.001, 0.006, 5, mode="triangular2")
-    first = fit_probe(model, 12, [clr])
-    train_function = model.train_function
-    run = fit_probe(model, 12, [clr], run=first)
-    assert model.train_function is train_function and builds.count == 1
+    seen = TrainFunctionSeen()
+    first = fit_probe(model, 12, [clr, seen])
+    during, plain, count = seen.function, model.train_function, builds.count
+    run = fit_probe(model, 12, [clr, seen], run=first)
+    assert seen.function is during and model.train_function is plain and builds.count == count
     expected, _ = torch_cyclic_at(np.arange(24), 0.001, 0.006, 5, mode="triangular2")
     assert_rates(run, expected)
     assert clr.history["iterations"].tolist() == list(range(1, 25))
@@ -429,22 +442,17 @@ def test_reset_refuses_bad_values_and_changes_nothing() -> None:
 
 @pytest.mark.parametrize("kwargs", [{"mode": "triangular2"}, {"mode": "exp_decay"},
                                     {"mode": "sinusoidal", "cycle_momentum": True}])
-def test_the_schedule_holds_at_most_a_mebibyte(kwargs: dict[str, Any]) -> None:
+def test_attaching_adds_no_optimizer_variable(kwargs: dict[str, Any]) -> None:
+    """While the callback drives the rate the optimizer holds what a model compiled with a
+    schedule holds: its own variables less the rate Variable, nothing added."""
     model = rate_probe_model(keras.optimizers.SGD(0.1, momentum=0.9))
-    before = {id(v) for v in model.optimizer.variables}
+    model.optimizer.build(model.trainable_variables)
+    before = [v for v in model.optimizer.variables if not v.path.endswith("/learning_rate")]
     clr = CyclicLR(0.001, 0.006, 4, **kwargs)
     clr.attach(model)
-    added = [v for v in model.optimizer.variables if id(v) not in before]
-    size = sum(np.dtype(v.dtype).itemsize * int(np.prod(v.shape)) for v in added)
-    assert 0 < size <= 2**20
-
-
-def test_a_tabulated_policy_stays_within_a_mebibyte() -> None:
-    model = rate_probe_model()
-    before = {id(v) for v in model.optimizer.variables}
-    CyclicLR(scale_fn=sine).attach(model)
-    added = [v for v in model.optimizer.variables if id(v) not in before]
-    assert sum(4 * int(np.prod(v.shape)) for v in added) <= 2**20
+    assert [v.path for v in model.optimizer.variables] == [v.path for v in before]
+    CyclicLR(scale_fn=sine).attach(model)  # a tabulated policy: its table is no variable
+    assert [v.path for v in model.optimizer.variables] == [v.path for v in before]
 
 
 def test_history_every_bounds_the_history() -> None:

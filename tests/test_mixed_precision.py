@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from oracles import seed_rates
 from probe import BiasRecorder, bias_of, fit_steps, probe_model
+from recording import SaveAt
 
 from clrplug import CyclicLR
 
@@ -83,9 +84,8 @@ def test_a_real_model_trains_without_dtype_errors(policy: str) -> None:
 def test_save_and_load_under_mixed_float16(tmp_path: Path) -> None:
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = probe_model()
-        fit_steps(model, 5, [CyclicLR(**ARGS)])
-        model.save(tmp_path / "m.keras")
+        model = probe_model()  # the file written during the fit, as ModelCheckpoint does
+        fit_steps(model, 5, [CyclicLR(**ARGS), SaveAt(tmp_path / "m.keras", 0)])
         loaded = keras.models.load_model(tmp_path / "m.keras")
         assert isinstance(loaded.optimizer, keras.optimizers.LossScaleOptimizer)
         recorder = BiasRecorder()

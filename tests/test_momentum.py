@@ -23,11 +23,12 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-from oracles import torch_cyclic
+from oracles import seed_momenta, torch_cyclic
 from probe import fit_probe, rate_probe_model
 from recording import (
     Crash,
     ResetAfterEpoch,
+    SaveAt,
     assert_applied,
     assert_loaded_run,
     fit_recorded,
@@ -121,21 +122,30 @@ def test_momentum_is_off_by_default_and_the_optimizers_own_is_applied() -> None:
     assert "momentum" not in clr.history and "momentum" not in model.history.history
 
 
-def test_the_optimizers_momentum_reads_the_cycle_and_adds_no_variable() -> None:
-    """Read on the host, the momentum the optimizer sees is the cycle's at its count; it is
-    computed from the state, so the optimizer holds the one state variable and no momentum
-    variable, and it cannot be assigned past the schedule."""
+def test_the_momentum_is_computed_in_the_step_and_adds_no_variable() -> None:
+    """The cycle's momentum reaches the update steps from the traced step (the applied
+    momenta are PyTorch's); the optimizer holds no clrplug variable, and between steps its
+    momentum attribute is a plain float, its own, also in ``get_config``."""
     model = rate_probe_model(sgd())
+    model.optimizer.build(model.trainable_variables)
+    before = [v.path for v in model.optimizer.variables]
     clr = CyclicLR(0.01, 0.05, 3, cycle_momentum=True)
-    clr.attach(model)
-    names = [v.path.rsplit("/", 1)[-1] for v in model.optimizer.variables]
-    assert [n for n in names if n.startswith("clrplug")] == ["clrplug_state"]
+    seen: list[Any] = []
+
+    class Look(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            optimizer = self.model.optimizer
+            seen.append((optimizer.momentum, optimizer.get_config()["momentum"],
+                         [v.path for v in optimizer.variables]))
+
+    run = fit_probe(model, 8, [clr, Look()])
     _, momentum = torch_cyclic(8, 0.01, 0.05, 3, cycle_momentum=True)
-    for count in (0, 2, 3, 7):
-        model.optimizer.iterations.assign(count)
-        assert value(model.optimizer.momentum) == pytest.approx(momentum[count], rel=1e-6)
-    with pytest.raises(ClrplugError, match="cannot be assigned"):
-        model.optimizer.momentum.assign(0.5)
+    assert_applied(run, run.rates, momentum)
+    # The rate Variable is set aside while the schedule drives; nothing is added.
+    during = [p for p in before if not p.endswith("/learning_rate")]
+    for attribute, config, paths in seen:
+        assert type(attribute) is float and attribute == config == OWN_MOMENTUM
+        assert paths == during
 
 
 def test_the_defaults_are_base_0_8_and_max_0_9() -> None:
@@ -284,23 +294,27 @@ def test_adamw_and_adamax_cycle_beta_1(name: str) -> None:
     uncycled = by_hand(gradients, lr, np.full(24, OWN_BETA_1), beta_2, epsilon, decay)
     assert np.abs(uncycled - biases).max() > 100 * atol
     np.testing.assert_allclose(clr.history["momentum"], beta_1, rtol=1e-12)
-    assert value(optimizer.beta_1) == pytest.approx(OWN_BETA_1, rel=1e-7)
-    assert optimizer.get_config()["beta_1"] == OWN_BETA_1
+    # After the fit: a plain beta_1, the cycle's at the next update (the seed's geometry).
+    reached = float(seed_momenta([24], 0.8, 0.9, 3, step_size_down=2, mode="triangular2")[0])
+    assert type(optimizer.beta_1) is float and optimizer.beta_1 == pytest.approx(reached, rel=1e-12)
+    assert optimizer.get_config()["beta_1"] == optimizer.beta_1
 
 
 # -- given back after fit, and by whatever gives the rate back --------------------------------
 
 
 @pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
-def test_after_fit_the_optimizer_has_its_own_momentum_and_a_plain_fit_uses_it(optimizer: str) -> None:
+def test_after_fit_the_momentum_is_the_cycles_and_a_plain_fit_uses_it(optimizer: str) -> None:
+    """As PyTorch's scheduler leaves it: the momentum the cycle reached, now a plain float."""
     model = rate_probe_model(OPTIMIZERS[optimizer]())
     clr = CyclicLR(0.01, 0.05, 3, mode="triangular2", cycle_momentum=True)
     first = fit_probe(model, 7, [clr], initial_beta_1=0.9)
     attribute = "momentum" if optimizer == "sgd" else "beta_1"
-    own = OWN_MOMENTUM if optimizer == "sgd" else OWN_BETA_1
+    own = float(seed_momenta([7], 0.8, 0.9, 3, mode="triangular2")[0])
     opt = model.optimizer
-    assert value(getattr(opt, attribute)) == pytest.approx(own, rel=1e-7)
-    assert opt.get_config()[attribute] == own
+    assert type(getattr(opt, attribute)) is float
+    assert getattr(opt, attribute) == pytest.approx(own, rel=1e-12)
+    assert opt.get_config()[attribute] == getattr(opt, attribute)
     plain = fit_probe(model, 6, [], run=first)
     lr, _ = torch_sequence(8, optimizer, base_lr=0.01, max_lr=0.05, step_size=3,
                            mode="triangular2")
@@ -391,7 +405,10 @@ def test_backup_and_restore_resumes_rate_and_momentum(
     np.testing.assert_allclose(history["lr"], lr[restored:], rtol=1e-12)
     np.testing.assert_allclose(history["momentum"], momentum[restored:], rtol=1e-12)
     assert history["iterations"][0] == restored + 1
-    assert value(model2.optimizer.momentum) == pytest.approx(OWN_MOMENTUM, rel=1e-7)
+    # The next update's momentum, as a plain float (the seed's geometry, after the reset).
+    after_reset = int(run.iterations[-1]) + 1 - (RESET_AFTER_EPOCH + 1) * STEPS
+    reached = seed_momenta([after_reset], 0.8, 0.9, 3, mode="exp_range", gamma=0.95)[0]
+    assert model2.optimizer.momentum == pytest.approx(reached, rel=1e-12)
 
 
 LOAD_SCRIPT = """
@@ -412,7 +429,7 @@ print(json.dumps({{
     "history_lr": clr.history["lr"].tolist(), "history_momentum": clr.history["momentum"].tolist(),
     "history_iterations": clr.history["iterations"].tolist(),
     "logged_momentum": model.history.history["momentum"],
-    "momentum_after": float(np.asarray(keras.ops.convert_to_numpy(model.optimizer.momentum))),
+    "momentum_after": model.optimizer.momentum,
 }}))
 """
 
@@ -421,9 +438,8 @@ def test_model_save_then_load_model_in_a_new_process_resumes_rate_and_momentum(
     tmp_path: Path,
 ) -> None:
     model, clr = rate_probe_model(sgd()), CyclicLR(**ARGS)
-    fit_recorded(model, STEPS, [clr, reset(clr)], epochs=3)
-    path = tmp_path / "model.keras"
-    model.save(path)
+    path = tmp_path / "model.keras"  # written during the fit, as ModelCheckpoint does
+    fit_recorded(model, STEPS, [clr, reset(clr), SaveAt(path, 2)], epochs=3)
     script = LOAD_SCRIPT.format(tests=str(Path(__file__).parent), path=str(path), args=ARGS,
                                 steps=STEPS)
     env = dict(os.environ, KERAS_BACKEND=BACKEND)
@@ -431,19 +447,21 @@ def test_model_save_then_load_model_in_a_new_process_resumes_rate_and_momentum(
                          capture_output=True, text=True, check=False, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["own"] == OWN_MOMENTUM  # saved with its own momentum, not the cycle's
+    assert result["own"] == OWN_MOMENTUM  # saved with the momentum it had when the fit began
     assert result["iterations"] == list(range(15, 25))
     lr, momentum = uninterrupted(25)
     assert_loaded_run(result, lr, momentum, first=15)
     np.testing.assert_allclose(result["logged_momentum"], momentum[[19, 24]], rtol=1e-12)
-    assert result["momentum_after"] == pytest.approx(OWN_MOMENTUM, rel=1e-7)
+    reached = seed_momenta([25 - (RESET_AFTER_EPOCH + 1) * STEPS], 0.8, 0.9, 3, mode="exp_range",
+                           gamma=0.95)[0]
+    assert result["momentum_after"] == pytest.approx(reached, rel=1e-12)
 
 
 def test_a_weights_checkpoint_carries_the_momentum_cycle(tmp_path: Path) -> None:
     model, clr = rate_probe_model(sgd()), CyclicLR(**ARGS)
-    first = fit_recorded(model, STEPS, [clr, reset(clr)], epochs=3)
+    checkpoint = SaveAt(tmp_path / "ckpt.weights.h5", 2, weights_only=True)  # during the fit
+    first = fit_recorded(model, STEPS, [clr, reset(clr), checkpoint], epochs=3)
     assert first.momenta is not None
-    model.save_weights(tmp_path / "ckpt.weights.h5")
     model2, clr2 = rate_probe_model(sgd()), CyclicLR(**ARGS)
     clr2.attach(model2)
     model2.load_weights(tmp_path / "ckpt.weights.h5")

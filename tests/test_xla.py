@@ -3,7 +3,7 @@
 TensorFlow compiles the train step with XLA when ``compile(jit_compile=True)`` asks for it,
 and by default (``jit_compile="auto"``) on a GPU; on CPU it runs the graph op by op, which
 is what the rest of the suite exercises there. XLA lowers the engine's integer arithmetic,
-the bitcasts that read the state variable and the table gather on its own terms, so every
+the momentum handed to the update steps and the table gather on its own terms, so every
 kind of schedule is checked here against PyTorch's schedulers (the independent oracle),
 through the rate probe, with ``jit_compile=True``. On JAX this is the path of every test;
 on PyTorch ``jit_compile=True`` means ``torch.compile``, not XLA, so the module is skipped.

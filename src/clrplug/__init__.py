@@ -1,20 +1,20 @@
 """clrplug: cyclical learning rates for Keras 3, with policies as plugins.
 
-``import clrplug`` loads neither Keras nor any plugin: the registry loads plugins
-on the first lookup, and the Keras pieces are imported on first use. The
-schedules are registered with Keras' deserialisation as soon as Keras is
-imported, before or after clrplug, so ``keras.models.load_model`` finds them.
+``import clrplug`` loads no plugin (the registry loads them on the first lookup) and
+does not import Keras. Imported after Keras, it registers its schedules with Keras'
+deserialisation at once, so ``keras.models.load_model`` finds them; imported before,
+the first use of a schedule or callback does (or ``import clrplug.schedule``).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import sys
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
-from clrplug._keras_import import when_keras_imported
 from clrplug.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -92,16 +92,30 @@ _MOVED = {
     "RangeTestResult": "clrplug.range_test",
 }
 
-# The schedules register themselves with Keras' deserialisation when imported
-# (clrplug.engine.base registers OptimizerRate, which both import).
-when_keras_imported("clrplug.schedule")
-when_keras_imported("clrplug.one_cycle_schedule")
+#: The modules that register clrplug's saved objects with Keras' deserialisation when
+#: imported: the schedules (and, through them, clrplug.engine.rate's OptimizerRate).
+_KERAS_REGISTRATIONS = ("clrplug.schedule", "clrplug.one_cycle_schedule")
+#: The lazy names whose module imports Keras: loading one registers them all.
+_KERAS_NAMES = frozenset({"CyclicLR", "OneCycleLR", "CyclicalSchedule", "OneCycleSchedule",
+                          "lr_range_test", "plot_history", "plot_schedule"})
+
+
+def _register_with_keras() -> None:
+    for module in _KERAS_REGISTRATIONS:
+        importlib.import_module(module)
+
+
+# Keras already loaded: register now (no import hook waits for a later ``import keras``).
+if "keras" in sys.modules:
+    _register_with_keras()
 
 
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is not None:
         value = getattr(importlib.import_module(module), name)
+        if name in _KERAS_NAMES:
+            _register_with_keras()
         globals()[name] = value
         return value
     module = _MOVED.get(name)

@@ -1,8 +1,8 @@
-"""``CyclicLR``: the seed's callback, as the front end of a schedule bound to the optimizer.
+"""``CyclicLR``: the seed's callback, as the front end of a schedule computed in the step.
 
-It never sets the rate from Python per batch: it binds a
-:class:`~clrplug.CyclicalSchedule` to the optimizer, whose rate is computed in the
-compiled step, and keeps the seed's host-side API (its attributes, ``_reset``,
+It never sets the rate from Python per batch: for each ``fit`` it installs a
+:class:`~clrplug.CyclicalSchedule` as the optimizer's rate, computed in the compiled
+step, and leaves a plain optimizer when the fit ends. It keeps the seed's host-side API (its attributes, ``_reset``,
 ``history``) on top of :class:`~clrplug.schedule_callback.ScheduleCallback`.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from clrplug.engine import compat
 from clrplug.engine.base import EngineSchedule
 from clrplug.schedule import TABLE_SIZE, CyclicalSchedule
 from clrplug.schedule_callback import ScheduleCallback
@@ -214,16 +213,13 @@ class CyclicLR(ScheduleCallback):
         self.schedule.ensure_table(first, first + max(ahead, self._steps_per_execution))
 
     def _covered(self, update: int) -> int | None:
-        if self.schedule.tabulated and not self.schedule.window:
+        if self.schedule.tabulated:
             return self.schedule.table_updates_left(update)
         return super()._covered(update)
 
     def _extend(self, update: int) -> None:
-        if self.schedule.tabulated and not self.schedule.window:
-            compat.sync_state(self._model)
+        if self.schedule.tabulated:
             self._refill(update, TABLE_SIZE // 2)
-        else:
-            super()._extend(update)
 
     # -- resets ------------------------------------------------------------------------------
 
@@ -238,9 +234,10 @@ class CyclicLR(ScheduleCallback):
         Unspecified values keep their current value, so ``_reset()`` restarts the
         current cycle. The cycle iteration count returns to zero, which also restarts a
         policy's amplitude scaling. It takes effect at the very next training step,
-        also when called from another callback in the middle of an epoch, with no new
-        trace of the train function. Call it on the training thread: from any hook of
-        an ordinary callback, not from the batch hooks of one marked ``async_safe``.
+        also when called from another callback in the middle of an epoch: the numbers
+        are constants of the compiled step, which is traced again with the new ones.
+        Call it on the training thread: from any hook of an ordinary callback, not from
+        the batch hooks of one marked ``async_safe``.
         """
         if self._optimizer is None:
             # Not attached yet: the new cycle starts with the first step trained.
@@ -253,6 +250,7 @@ class CyclicLR(ScheduleCallback):
         self._record_segment()
         if self.schedule.tabulated:
             self._refill(update, TABLE_SIZE // 2)
+        self._retrace()
         self._next_check = 0  # what the table covers changed: look again before the next batch
 
     def reset(

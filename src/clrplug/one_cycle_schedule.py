@@ -1,7 +1,7 @@
 """``OneCycleSchedule``: Smith's 1cycle as a Keras schedule, PyTorch's ``OneCycleLR``.
 
 Computed in the compiled step from the optimizer's counter like ``CyclicalSchedule``;
-``OneCycleLR`` binds it and adds history, logs and a plain rate between fits.
+``OneCycleLR`` installs it for a fit and adds history and logs.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 
 from clrplug import checks
 from clrplug.cycle import INT32_MAX, OneCycle, check_momentum, check_one_cycle
+from clrplug.engine import rate as _rate  # noqa: F401  (registers OptimizerRate with Keras)
 from clrplug.engine import step
 from clrplug.engine.base import NO_HOLD, EngineSchedule, Hold
 from clrplug.formula import one_cycle_values
@@ -82,8 +83,6 @@ class OneCycleSchedule(EngineSchedule):
         accumulation_steps: int = 1,
         name: str = "OneCycleSchedule",
         _hold: Hold = NO_HOLD,
-        _saved_bound: bool = False,
-        _window: int = 0,
     ) -> None:
         momentum = (
             check_momentum(base_momentum, max_momentum)
@@ -93,10 +92,7 @@ class OneCycleSchedule(EngineSchedule):
             max_lr, total_steps, pct_start, anneal_strategy, div_factor, final_div_factor,
             three_phase, momentum,
         )
-        super().__init__(
-            momentum=momentum, accumulation_steps=accumulation_steps, hold=_hold,
-            saved_bound=_saved_bound, name=name, window=_window,
-        )
+        super().__init__(momentum=momentum, accumulation_steps=accumulation_steps, hold=_hold, name=name)
         self._spec = spec
         self._start = checks.integer("start", start, low=-INT32_MAX, high=INT32_MAX)
 
@@ -122,8 +118,10 @@ class OneCycleSchedule(EngineSchedule):
                 spec.max_lr, total_steps, spec.pct_start, spec.anneal_strategy, spec.div_factor,
                 spec.final_div_factor, spec.three_phase, spec.momentum,
             )
-        self._spec, self._start = spec, checks.integer("start", start, low=-INT32_MAX, high=INT32_MAX)
-        self._store()
+        start = checks.integer("start", start, low=-INT32_MAX, high=INT32_MAX)
+        if (spec, start) != (self._spec, self._start):
+            self._spec, self._start = spec, start
+            self._changed()
 
     def _own_fields(self) -> tuple[dict[str, int], dict[str, float]]:
         return self._fields_of(self._spec, self._start)
@@ -173,7 +171,6 @@ class OneCycleSchedule(EngineSchedule):
 
     def get_config(self) -> dict[str, Any]:
         """Plain numbers only."""
-        self._current()
         spec = self._spec
         return {
             "max_lr": spec.max_lr,

@@ -1,9 +1,8 @@
 """``CyclicalSchedule``: the cyclical rate as a Keras schedule, computed in the compiled step.
 
-Stand-alone its numbers are constants; bound to an optimizer (``CyclicLR`` binds it)
-they live in optimizer variables, so resets, holds and checkpoints change them without
-a new trace. Saving stores plain numbers and registered names, never code. Over 400
-lines: one class and its docstrings, state and serialisation.
+Its numbers are constants of the traced step, as in Keras' own schedules; ``CyclicLR``
+traces the step again when a reset or a held rate changes them. Saving stores plain
+numbers and registered names, never code.
 """
 
 from __future__ import annotations
@@ -29,9 +28,9 @@ from clrplug.cycle import (
     resolve_scale,
     resolve_waveform,
 )
+from clrplug.engine import rate as _rate  # noqa: F401  (registers OptimizerRate with Keras)
 from clrplug.engine import step, twins
 from clrplug.engine.base import NO_HOLD, EngineSchedule, Hold
-from clrplug.engine.state import PackedState
 from clrplug.errors import (
     ClrplugError,
     InvalidArgumentError,
@@ -124,8 +123,6 @@ class CyclicalSchedule(EngineSchedule):
         name: str = "CyclicalSchedule",
         _tabulate: bool = False,
         _hold: Hold = NO_HOLD,
-        _saved_bound: bool = False,
-        _window: int = 0,
     ) -> None:
         bounds = check_bounds(base_lr, max_lr)
         geometry = check_geometry(step_size, step_size_down)
@@ -151,10 +148,7 @@ class CyclicalSchedule(EngineSchedule):
                 "at every step. Use clrplug.CyclicLR, which tabulates it as training goes, or "
                 "register it as a clrplug.Policy with an ops_fn."
             )
-        super().__init__(
-            momentum=momentum, accumulation_steps=accumulation_steps, hold=_hold,
-            saved_bound=_saved_bound, name=name, window=_window,
-        )
+        super().__init__(momentum=momentum, accumulation_steps=accumulation_steps, hold=_hold, name=name)
         self._bounds = bounds
         self._geometry = geometry
         self._scale = scale
@@ -163,10 +157,9 @@ class CyclicalSchedule(EngineSchedule):
         self._origin = self._check_origin(origin, bounds, geometry)
         # The first x the table holds: cycles count from 1, cycle iterations from 0.
         self._table_origin = 1 if scale.scale_mode == "cycle" else 0
-        if self.tabulated:  # the table rides in the state variable, after the fields
-            self._packed = PackedState(
-                self._packed.int_fields, self._packed.float_fields, self._packed.prefix, TABLE_SIZE
-            )
+        # A policy without a twin: its values at TABLE_SIZE consecutive x, a constant of
+        # the traced step (a user's function may raise here: nothing is changed yet).
+        self._table = self._table_values(self._table_origin) if self.tabulated else None
         # A function given directly that is not a registered policy cannot be saved by name.
         self._user_fn = scale.policy.source is USER
 
@@ -219,7 +212,7 @@ class CyclicalSchedule(EngineSchedule):
 
     @property
     def tabulated(self) -> bool:
-        """Whether the scale is read from a table the callback keeps filled (no ops twin)."""
+        """Whether the scale is read from a table of its values (the policy has no ops twin)."""
         return self._scale_twin is None
 
     # -- state ----------------------------------------------------------------------------
@@ -257,6 +250,8 @@ class CyclicalSchedule(EngineSchedule):
         }
         if self._momentum is not None:
             own["_momentum"] = check_momentum(floats["base_momentum"], floats["max_momentum"])
+        if self.tabulated and ints["table_origin"] != self._table_origin:
+            own["_table"] = self._table_values(ints["table_origin"])
         return own
 
     def reset(
@@ -270,8 +265,9 @@ class CyclicalSchedule(EngineSchedule):
     ) -> None:
         """Start a new cycle at update ``cycle_start``, optionally with new bounds.
 
-        Unspecified values are kept. Everything is checked before anything changes; on a
-        bound schedule the variables are assigned and the next step uses them.
+        Unspecified values are kept. Everything is checked before anything changes; a
+        step traced before computes the old numbers until traced again (``CyclicLR``'s
+        ``_reset`` does that).
         """
         bounds = check_bounds(
             self._bounds.base_lr if base_lr is None else base_lr,
@@ -286,14 +282,11 @@ class CyclicalSchedule(EngineSchedule):
             down = self._geometry.step_size_down
         geometry = check_geometry(up, down)
         start = checks.integer("cycle_start", cycle_start, low=-INT32_MAX, high=INT32_MAX)
-        self._bounds, self._geometry, self._cycle_start = bounds, geometry, start
-        self._store()
+        if (bounds, geometry, start) != (self._bounds, self._geometry, self._cycle_start):
+            self._bounds, self._geometry, self._cycle_start = bounds, geometry, start
+            self._changed()
 
     # -- the scale table (policies without a keras.ops twin) ----------------------------
-
-    def _prepare_table(self) -> None:
-        if self.tabulated:
-            self._packed.table = self._table_values(self._table_origin)
 
     def table_x(self, updates: Any) -> np.ndarray:
         """The x (cycle number or cycle iteration) the scale is read at for update counts."""
@@ -305,9 +298,9 @@ class CyclicalSchedule(EngineSchedule):
     def ensure_table(self, first_update: int, last_update: int) -> bool:
         """Make the table cover the updates ``first..last`` (refilled in place if not).
 
-        Returns True if the table was refilled (on JAX, sync the trainer's state before).
+        Returns True if the table was refilled (a traced step must be traced again).
         """
-        if not self.tabulated or self.window:  # a rate window needs no scale table
+        if not self.tabulated:
             return False
         first, last = (int(x) for x in self.table_x([first_update, last_update]))
         if self.table_covers(first, last):
@@ -346,9 +339,8 @@ class CyclicalSchedule(EngineSchedule):
 
     def _fill_table(self, origin: int) -> None:
         values = self._table_values(origin)
-        self._table_origin = origin
-        self._packed.table = values
-        self._store()
+        self._table_origin, self._table = origin, values
+        self._changed()
 
     # -- evaluation -------------------------------------------------------------------------
 
@@ -356,21 +348,13 @@ class CyclicalSchedule(EngineSchedule):
         k = np.maximum(u - self._cycle_start, 0)
         return cyclic_values(k, self._geometry, self._scale, self._waveform, self._bounds, self._momentum)
 
-    def _computes_in_step(self) -> bool:
-        return not self.tabulated
-
     def _in_step(self, u: Any, ints: Mapping[str, Any], floats: Mapping[str, Any]) -> tuple[Any, Any]:
         scale = self._scale_twin
         if scale is None:
-            if not self._packed.bound:
-                raise ClrplugError(
-                    f"{self._scale.policy.label} is read from a scale table, which only a bound "
-                    "schedule has: use clrplug.CyclicLR."
-                )
-            packed, origin = self._packed, ints["table_origin"]
+            table, origin = ops.convert_to_tensor(self._table), ints["table_origin"]
 
             def scale(x: Any) -> Any:
-                return packed.table_value(ops.clip(x - origin, 0, TABLE_SIZE - 1))
+                return ops.take(table, ops.clip(x - origin, 0, TABLE_SIZE - 1))
 
         return step.cyclic(
             u, ints, floats, shape=self._shape_twin, scale=scale,
@@ -390,7 +374,6 @@ class CyclicalSchedule(EngineSchedule):
                 f"'my_policy', scale_fn, scale_mode={self._scale.scale_mode!r})) or ship it as a "
                 "plugin (docs/writing-a-plugin.md), then use mode='my_policy'."
             )
-        self._current()
         origin_bounds, origin_geometry = self._origin
         return {
             "base_lr": self._bounds.base_lr,

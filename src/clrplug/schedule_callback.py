@@ -1,14 +1,15 @@
-"""``ScheduleCallback``: a callback that drives its optimizer through a bound clrplug schedule.
+"""``ScheduleCallback``: a callback that drives its optimizer's rate with a clrplug schedule.
 
-The host's side of every clrplug callback: binding the schedule when ``fit`` starts,
-continuing across re-compiles and models, releasing and holding a plain rate, the
-epoch and batch logs, and ``history`` (rows from :mod:`clrplug.history`, rates from
-the formula). ``CyclicLR`` and ``OneCycleLR`` say how to make and start a schedule.
+The host's side of every clrplug callback: installing the schedule's rate when ``fit``
+starts and giving the optimizer back its plain rate when it ends, continuing the cycle
+across fits, re-compiles and models, tracing the step again when the schedule's
+numbers change, the epoch and batch logs, and ``history`` (rows from
+:mod:`clrplug.history`, rates from the formula). ``CyclicLR`` and ``OneCycleLR`` say
+how to make and start a schedule.
 """
 
 from __future__ import annotations
 
-import copy
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,8 +18,11 @@ import keras
 import numpy as np
 
 from clrplug import checks
+from clrplug.applied import AppliedRates
 from clrplug.engine import compat
-from clrplug.engine.base import WINDOW_STEPS, EngineSchedule, OptimizerRate
+from clrplug.engine.base import EngineSchedule
+from clrplug.engine.install import Installation, StepCache
+from clrplug.engine.rate import OptimizerRate
 from clrplug.errors import ClrplugError
 from clrplug.history import Recorder, samples_per_batch
 
@@ -40,7 +44,7 @@ def _assign_through(callback: ScheduleCallback, rate: OptimizerRate) -> Callable
 
 
 class ScheduleCallback(keras.callbacks.Callback):
-    """A callback that drives its optimizer through a bound clrplug schedule.
+    """A callback that drives its optimizer's rate with a clrplug schedule during ``fit``.
 
     Subclasses say how to make a schedule (:meth:`_new_schedule`), whether a schedule
     found on the optimizer continues theirs (:meth:`_continues`), and how to start it.
@@ -57,10 +61,9 @@ class ScheduleCallback(keras.callbacks.Callback):
         self.schedule = schedule
         self._recorder = Recorder(checks.integer("history_every", history_every, low=1))
         self._optimizer: Any = None
-        self._rate: OptimizerRate | None = None
+        self._installation: Installation | None = None  # what the current fit installed
         self._offset = 0  # callback count = optimizer's raw count + offset
-        # (first callback count, the schedule's state from then on, that optimizer's offset)
-        self._segments: list[tuple[int, EngineSchedule, int]] = []
+        self._applied = AppliedRates()  # the rate applied at each of the callback's counts
         self._epoch_start = 0  # the optimizer's raw count when the epoch began
         self._steps_per_execution = 1
         self._accumulation = 1
@@ -68,11 +71,10 @@ class ScheduleCallback(keras.callbacks.Callback):
         self._counted = 0  # batches of this epoch whose real count is recorded
         self._next_check = 0  # batch at which on_train_batch_begin has work to do
         self._epoch_count = 0  # the callback count when the epoch began
-        # The rate (and momentum) of the epoch's coming batches, for the batch logs:
-        # (first callback count, rates, momenta), computed in bulk from the host-side formula.
-        self._batch_rates: tuple[int, list[float], list[float] | None] = (0, [], None)
         self._first_epoch = True  # the next epoch begin is a fit's first
-        self._rate_before: float | None = None  # the optimizer's rate before ours
+        # The optimizer's own rate Variable while ours is installed, its index among the
+        # optimizer's variables, and its value then: given back when the fit ends.
+        self._steps: StepCache | None = None  # the last fit's step, to use again
 
     # -- subclass hooks ---------------------------------------------------------------
 
@@ -94,8 +96,8 @@ class ScheduleCallback(keras.callbacks.Callback):
         """Prepare the schedule for the coming updates (tables, totals)."""
 
     def _batch_work(self, batch: int) -> int:
-        """Keep what the step reads ahead (a scale table, the rate window) ahead of it;
-        returns the next batch at which there is work: when 64 executions are left."""
+        """Keep what the step reads ahead (a scale table) ahead of it; returns the next
+        batch at which there is work: when 64 executions are left."""
         if self._may_skip:  # the counter, read before each batch there, is the truth
             update = compat.read_counter(self._optimizer) // self._accumulation
         else:
@@ -112,35 +114,49 @@ class ScheduleCallback(keras.callbacks.Callback):
     def _covered(self, update: int) -> int | None:
         """Updates from ``update`` on that what the step reads ahead still holds (None:
         the step reads nothing ahead)."""
-        return self.schedule.window_updates_left(update) if self.schedule.window else None
+        return None
 
     def _extend(self, update: int) -> None:
-        """Write what the step reads ahead again, from update ``update`` on."""
-        self._cover_window(update)
+        """Compute what the step reads ahead again, from update ``update`` on."""
 
-    def _cover_window(self, update: int) -> None:
-        """Keep the rate window covering the next 64 executions from update ``update``."""
-        last = update + 64 * self._steps_per_execution
-        if self.schedule.window and not self.schedule.window_covers(update, last):
-            compat.sync_state(self._model)
-            self.schedule.ensure_window(update, last)
+    def _interrupted(self) -> None:
+        """A step raised (an error, ``KeyboardInterrupt``): no hook will run, so make the
+        optimizer plain now, the rate what the schedule gives the step that failed."""
+        if self._installation is not None:
+            compat.sync_state(self._installation.model)  # on JAX, before the variables change
+        self.detach()
+
+    def _retrace(self) -> None:
+        """Have the model trace its step again if the schedule's numbers changed since it
+        was traced (they are constants of the step). A no-op when not attached."""
+        installation = self._installation
+        if self.attached and installation is not None and installation.traced_version != self.schedule.version:
+            installation.retrace(self.schedule, self._interrupted)
+
+    def _note_change(self) -> None:
+        """The schedule's numbers may have changed by other hands (a loaded checkpoint,
+        a direct call on the schedule): record it, and trace the step again."""
+        if self.attached and self._traced() != self.schedule.version:
+            self._record_segment()
+            self._retrace()
 
     # -- installing ---------------------------------------------------------------------
 
     def set_model(self, model: Any) -> None:
         super().set_model(model)
-        # Bind now, before any on_train_begin: BackupAndRestore loads its checkpoint
-        # there and must find the optimizer variables the run was saved with.
+        # Install now, before any on_train_begin: BackupAndRestore loads its checkpoint
+        # there and must find the model as it was when the checkpoint was saved.
         if getattr(model, "optimizer", None) is not None:
             self.attach(model)
 
     def attach(self, model: Any) -> None:
-        """Bind the schedule to ``model``'s optimizer now (``fit`` does it for you).
+        """Install the schedule's rate on ``model``'s optimizer now (``fit`` does it for you).
 
         Call it yourself before ``model.load_weights(...)`` of a checkpoint saved during
-        a run with this callback, into a freshly compiled model, so the optimizer has the
-        same variables as when it was saved. Everything is checked before anything
-        changes.
+        a run with this callback, into a freshly compiled model, so that model and
+        optimizer are as they were when saved (the rate Variable set aside, the cycle's
+        numbers carried). Everything is checked before anything changes. The optimizer
+        is plain again when the next ``fit`` ends, or after :meth:`detach`.
 
         Raises:
             ClrplugError: the model is not compiled or not built, its optimizer has no
@@ -153,13 +169,15 @@ class ScheduleCallback(keras.callbacks.Callback):
                 f"{type(self).__name__} needs a compiled model: call model.compile(optimizer=...) first."
             )
         inner = compat.inner_optimizer(optimizer)
-        if inner is self._optimizer and compat.installed_rate(inner) is self._rate:
+        if self.attached and inner is self._optimizer and self._installation is not None \
+                and model is self._installation.model:
             return
-        if not hasattr(inner, "_learning_rate") or not hasattr(inner, "_iterations"):
+        if not compat.has_rate(inner):
             raise ClrplugError(
                 f"{type(self).__name__}: optimizer {type(inner).__name__} has no learning rate to "
                 "set (no `learning_rate` passed to keras.optimizers.Optimizer.__init__)."
             )
+        self.detach()  # from another model or optimizer: that one is plain again
         previous = self.schedule
         schedule, adopted = self._schedule_for(inner)
         if schedule.momentum is not None:
@@ -180,37 +198,63 @@ class ScheduleCallback(keras.callbacks.Callback):
             old = compat.read_counter(self._optimizer)
             offset += old - raw
             reached = old // self._accumulation
-        steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
-        window = max(WINDOW_STEPS, 128 * steps_per_execution) if compat.reads_rates_ahead() else 0
-        schedule.bind(inner, window=window)
-        schedule.drive_window()
-        self._offset = offset
+        schedule.bind(inner)
         current = compat.installed_rate(inner)
-        if not isinstance(current, OptimizerRate):
-            # The optimizer's own plain rate, given back if this fit is refused.
-            self._rate_before = float(np.asarray(keras.ops.convert_to_numpy(current)))
         rate = (
             current
             if isinstance(current, OptimizerRate) and current.schedule is schedule
             else OptimizerRate(schedule)
         )
-        compat.install_rate(inner, rate)
-        rate.on_assign = _assign_through(self, rate)
-        self.schedule, self._optimizer, self._rate = schedule, inner, rate
+        installation = Installation(model, inner, rate)
+        self.schedule, self._optimizer, self._installation = schedule, inner, installation
+        self._offset = offset
         self._accumulation = accumulation
-        self._steps_per_execution = steps_per_execution
+        self._steps_per_execution = int(getattr(model, "steps_per_execution", 1) or 1)
         # A LossScaleOptimizer skips updates whose gradients are not finite: then the
         # counter is read before each batch (one state sync per batch on JAX).
         self._may_skip = optimizer is not inner
-        if reached is not None or (not adopted and not self._segments):
+        if reached is not None or (not adopted and not self._applied):
             # A schedule found on an optimizer this callback drove before continues the
             # callback's cycle, not that optimizer's old position.
             self._start(raw // accumulation, reached, previous)
+        installation.apply(schedule, self._interrupted, self._steps)
+        rate.on_assign = _assign_through(self, rate)
         self._record_segment()
-        if getattr(model, "train_function", None) is not None:
-            # The model was trained with another rate: its compiled step must call ours. The
-            # optimizer's variables changed, so JAX traces anew (no cache to clear).
-            model.make_train_function(force=True)
+
+    def _traced(self) -> int:
+        """The schedule's version the fit's step was traced with (-1: none)."""
+        return -1 if self._installation is None else self._installation.traced_version
+
+    @property
+    def _rate(self) -> OptimizerRate | None:
+        """The rate installed for the current fit, or None."""
+        return None if self._installation is None else self._installation.rate
+
+    @property
+    def attached(self) -> bool:
+        """Whether the callback's rate is installed on an optimizer now."""
+        return self._installation is not None and self._installation.active
+
+    def detach(self, rate: float | None = None) -> None:
+        """Make model and optimizer plain again: the optimizer's own rate Variable back,
+        holding ``rate`` (default: what the schedule gives the next step), a plain
+        momentum (what the schedule gives the next step), and no clrplug metric on the
+        model. A no-op when not attached; ``fit`` calls it when it ends. The next ``fit``
+        with this callback continues the cycle."""
+        if not self.attached:
+            return
+        count = compat.read_counter(self._optimizer)
+        next_rate, moment = self._values_for(count + self._offset)
+        self._make_plain(next_rate if rate is None else rate, moment)
+
+    def _make_plain(self, rate: float, moment: float | None) -> None:
+        """Detach, the optimizer's rate Variable holding ``rate`` and its momentum
+        ``moment`` (None: what it had before the callback drove it)."""
+        installation = self._installation
+        assert installation is not None
+        self._steps = installation.undo(rate)
+        self.schedule.unbind(moment)
+        self._installation = None
 
     def _schedule_for(self, inner: Any) -> tuple[EngineSchedule, bool]:
         """The schedule to bind to ``inner`` and whether it was adopted from the optimizer.
@@ -251,15 +295,15 @@ class ScheduleCallback(keras.callbacks.Callback):
 
     def _record_segment(self, first: int | None = None) -> None:
         """The schedule's current state is in force from now on (replacing later records)."""
-        first = self._count() if first is None else first
-        self._segments = [s for s in self._segments if s[0] < first]
-        self._segments.append((first, copy.copy(self.schedule), self._offset))
-        self._batch_rates = (0, [], None)  # the batch logs' values are computed again from here
+        self._applied.record(self._count() if first is None else first, self.schedule, self._offset)
 
     def _give_back_rate(self) -> None:
-        """A fit refused before it drove anything: the optimizer applies its old rate."""
-        if self._rate_before is not None and self.schedule.bound and not self.schedule.holding:
-            self.schedule.hold(self._rate_before)
+        """A fit refused before it drove anything: the optimizer is plain, as it was."""
+        installation = self._installation
+        if self.attached and installation is not None and installation.plain is not None:
+            self._make_plain(installation.plain[2], None)
+        else:
+            self.detach()
 
     def _plain_rate_set(self, installed: OptimizerRate, rate: float) -> None:
         """``optimizer.learning_rate = rate``: hold it from the next step on, and record it.
@@ -271,10 +315,11 @@ class ScheduleCallback(keras.callbacks.Callback):
         if installed is not self._rate:  # an optimizer this callback no longer drives
             installed.schedule.hold(rate)
             return
-        if getattr(self, "_model", None) is not None:
-            compat.sync_state(self._model)
+        if compat.callback_model(self) is not None:
+            compat.sync_state(compat.callback_model(self))
         self.schedule.hold(rate)
         self._record_segment()
+        self._retrace()
 
     # -- hooks ----------------------------------------------------------------------------
 
@@ -284,36 +329,34 @@ class ScheduleCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         if self._first_epoch:
-            # Once a fit: read the state back, as a checkpoint may have been loaded into it
+            # Once a fit: a checkpoint may have been loaded since the rate was installed
             # (BackupAndRestore, in its on_train_begin), then drive the rate: a plain rate
-            # held since the last fit, or restored with a checkpoint, is released. A plain
-            # rate set later in this fit (optimizer.learning_rate = x) is kept.
+            # restored with a checkpoint is released. A plain rate set later in this fit
+            # (optimizer.learning_rate = x) is kept.
             self._first_epoch = False
-            before = self.schedule.state_key()
-            self.schedule.refresh()
             if self.schedule.holding:
                 self.schedule.release()
-            if self.schedule.state_key() != before:
-                self._record_segment()
+            self._note_change()
         self._epoch_start = compat.read_counter(self._optimizer)
         self._epoch_count = self._epoch_start + self._offset
         self._recorder.epoch_begin(self._epoch_count, self._steps_per_execution, skipping=self._may_skip)
         self._counted = 0
-        self._batch_rates = (0, [], None)
+        self._applied.forget_ahead()
         self._plan(self._epoch_start // self._accumulation, (self.params or {}).get("steps"))
-        self._cover_window(self._epoch_start // self._accumulation)
         self._next_check = 1
 
     def on_train_batch_begin(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
-        # Runs every batch: one integer comparison unless there is work to do.
-        if batch < self._next_check:
+        # Runs every batch: two integer comparisons unless there is work to do.
+        if batch < self._next_check and self._traced() == self.schedule.version:
             return
+        self._note_change()  # the numbers changed by other hands in the middle of an epoch
         if self._recorder.needs_batch_samples(batch):
             # Samples per batch, to de-average the logs (once an epoch: one sync on JAX).
-            self._recorder.set_batch_samples(samples_per_batch(self._model, batch))
+            self._recorder.set_batch_samples(samples_per_batch(compat.callback_model(self), batch))
         if self._may_skip:
             self._count_updates(batch)
         work = self._batch_work(batch)
+        self._retrace()  # a scale table computed again
         self._next_check = batch + 1 if self._may_skip else work
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
@@ -322,19 +365,12 @@ class ScheduleCallback(keras.callbacks.Callback):
         self._recorder.queue((batch, logs))
         # For the callbacks after this one (TensorBoard writes batch logs as scalars):
         # the rate of the batch's step, from the formula, with no device access.
-        first, rates, momenta = self._batch_rates
-        i = self._epoch_count + batch - first
-        if 0 <= i < len(rates) and type(logs) is dict:
-            logs["learning_rate"] = rates[i]
-            if momenta is not None:
-                logs["momentum"] = momenta[i]
-        elif isinstance(logs, dict):
-            rate, moment = self._values_for(self._epoch_count + batch, chunk=True)
+        if isinstance(logs, dict):
+            count = self._epoch_count + batch
+            rate, moment = self._applied.ahead(count) or self._values_for(count, chunk=True)
             logs["learning_rate"] = rate
             if moment is not None:
                 logs["momentum"] = moment
-
-    _BATCH_CHUNK = 4096
 
     def _values_for(self, count: int, chunk: bool = False) -> tuple[float, float | None]:
         """Rate and momentum of the step that starts at callback count ``count``.
@@ -342,21 +378,14 @@ class ScheduleCallback(keras.callbacks.Callback):
         With ``chunk``, the values of this epoch's steps from ``count`` on are computed in
         bulk and kept for the coming batch ends.
         """
-        first, rates, momenta = self._batch_rates
-        if first <= count < first + len(rates):
-            i = count - first
-            return rates[i], (None if momenta is None else momenta[i])
-        if not chunk:
-            values, moments = self._values_at(np.array([count]))
-            return float(values[0]), (None if moments is None else float(moments[0]))
-        batch = count - self._epoch_count
-        steps = (self.params or {}).get("steps")  # the epoch's batches, when known
-        # Up to the count after the epoch's last step: the epoch's and the fit's end
-        # report the rates at those counts.
-        size = min(self._BATCH_CHUNK, steps + 1 - batch) if steps and steps > batch else 256
-        values, moments = self._values_at(count + np.arange(size))
-        self._batch_rates = (count, values.tolist(), None if moments is None else moments.tolist())
-        return float(values[0]), (None if moments is None else float(moments[0]))
+        size = 0
+        if chunk and self._applied.ahead(count) is None:
+            batch = count - self._epoch_count
+            steps = (self.params or {}).get("steps")  # the epoch's batches, when known
+            # Up to the count after the epoch's last step: the epoch's and the fit's end
+            # report the rates at those counts.
+            size = min(AppliedRates.CHUNK, steps + 1 - batch) if steps and steps > batch else 256
+        return self._applied.one(count, self.schedule.momentum is not None, size)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         model = self.model  # free here: Keras has just synced state for the epoch's end
@@ -377,11 +406,9 @@ class ScheduleCallback(keras.callbacks.Callback):
                 logs["momentum"] = moment
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
-        # As the seed's callback left it: the rate of the next step, now a plain rate.
-        count = compat.read_counter(self._optimizer)
-        rate, _ = self._values_for(count + self._offset)
-        self.schedule.hold(rate)
-        self._record_segment(count + self._offset)
+        # As the seed's callback left it: a plain optimizer, its rate (and momentum) what
+        # the schedule gives the next step.
+        self.detach()
 
     def _count_updates(self, batch: int) -> None:
         """Record the real count after the steps before ``batch`` (LossScaleOptimizer)."""
@@ -394,27 +421,11 @@ class ScheduleCallback(keras.callbacks.Callback):
 
     def _update_now(self) -> int:
         """The optimizer's update count now (on JAX, after syncing the trainer's state)."""
-        if getattr(self, "_model", None) is not None:
-            compat.sync_state(self._model)
+        if compat.callback_model(self) is not None:
+            compat.sync_state(compat.callback_model(self))
         return compat.read_counter(self._optimizer) // self._accumulation
 
     # -- history -----------------------------------------------------------------------------
-
-    def _values_at(self, before: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Rate and momentum applied at callback counts ``before`` (each step's start)."""
-        before = np.asarray(before, dtype=np.int64)
-        rates = np.zeros(len(before))
-        momenta = np.zeros(len(before)) if self.schedule.momentum is not None else None
-        firsts = np.array([first for first, _, _ in self._segments], dtype=np.int64)
-        index = np.maximum(np.searchsorted(firsts, before, side="right") - 1, 0)
-        for i, (_, state, offset) in enumerate(self._segments):
-            mask = index == i
-            if mask.any():
-                r, m = state.values_at(before[mask] - offset)
-                rates[mask] = r
-                if momenta is not None and m is not None:
-                    momenta[mask] = m
-        return rates, momenta
 
     @property
     def history(self) -> dict[str, np.ndarray]:
@@ -428,8 +439,9 @@ class ScheduleCallback(keras.callbacks.Callback):
         and the steps in between hold NaN; with ``history_every=N`` one row stands for
         the last of N steps, its logged values their mean.
         """
-        iterations, before, values = self._recorder.columns(getattr(self, "_model", None))
-        rates, momenta = self._values_at(before) if len(iterations) else (np.zeros(0), None)
+        iterations, before, values = self._recorder.columns(compat.callback_model(self))
+        cycled = self.schedule.momentum is not None
+        rates, momenta = self._applied.at(before, cycled) if len(iterations) else (np.zeros(0), None)
         result: dict[str, np.ndarray] = {"lr": rates, "iterations": iterations // self._accumulation}
         if self.schedule.momentum is not None:
             result["momentum"] = momenta if momenta is not None else np.zeros(0)

@@ -1,15 +1,17 @@
 """Every Keras internal clrplug touches, in one place, each checked against Keras 3.15.
 
-Nothing else in clrplug reads a private Keras attribute or relies on behaviour
-Keras does not document. pyproject.toml sets only a lower bound on Keras: CI installs
-the newest release, so a Keras change that breaks one of these uses turns CI red
-(the engine's tests exercise each of them) instead of holding users back.
+Nothing else in clrplug reads a private Keras attribute or relies on behaviour Keras
+does not document; :data:`PRIVATE` lists each private attribute used here and what for,
+and tests/test_keras_compat.py fails, naming it, when a Keras release removes one or
+when code outside this module reads one. Nothing is patched: no method of a Keras class
+or instance is replaced at import or during a fit. pyproject.toml sets only a lower
+bound on Keras: CI installs the newest release, so a Keras change that breaks one of
+these uses turns CI red instead of holding users back.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,34 +19,55 @@ from typing import Any
 import keras
 from keras import ops
 
-from clrplug.errors import ClrplugError
+#: The private Keras attributes this module uses (Keras 3.13-3.15), by owner: the
+#: owner's attribute, and why.
+PRIVATE: dict[str, dict[str, str]] = {
+    "optimizer": {
+        "_iterations": "the raw step counter Keras calls a schedule with",
+        "_learning_rate": "the rate object (a Variable, a schedule or a callable)",
+        "_tracker": "unlocked while the rate Variable is tracked again after a fit",
+        "_variables": "where the rate Variable goes back to its index after a fit",
+        "_untrack_variable": "the range test removes what it added, as the rate setter does",
+        "_distribution_strategy": "TensorFlow: the strategy a variable is created under",
+    },
+    "callback": {
+        "_model": "the model set_model gave, read without Callback.model's JAX state sync",
+    },
+    "model": {
+        "_jax_state": "JAX: one metric's value during fit without a full state sync",
+        "_jax_state_synced": "JAX: whether that state is newer than the variables",
+    },
+}
 
 __all__ = [
+    "PRIVATE",
+    "STATE_ATTRIBUTE",
+    "callback_model",
+    "carried_state",
+    "carry_state",
+    "clear_trace_cache",
     "counter",
-    "counter_dtype",
-    "drive_momentum",
+    "guard_train_function",
     "has_rate",
     "inner_optimizer",
-    "install_load_hook",
     "install_rate",
     "installed_rate",
-    "momentum_attribute",
-    "momentum_view",
+    "new_rate_variable",
+    "rate_variable_index",
     "read_counter",
     "read_metric_variable",
-    "reads_rates_ahead",
+    "rebuild_train_function",
+    "restore_rate_variable",
     "restore_trainer_state",
     "save_trainer_state",
-    "set_momentum",
     "set_rate_object",
+    "set_train_function",
     "set_training_mode",
     "sync_state",
-    "tf_graph",
     "torch_eager",
     "training_mode",
     "untrack_variables",
     "variable_scope",
-    "variable_version",
 ]
 
 
@@ -65,11 +88,6 @@ def counter(optimizer: Any) -> Any:
     ``gradient_accumulation_steps`` (micro-batches vs updates).
     """
     return optimizer._iterations
-
-
-def counter_dtype(optimizer: Any) -> str:
-    """int32 on JAX and PyTorch, int64 on TensorFlow (Keras' ``dtype="int"``)."""
-    return keras.backend.standardize_dtype(counter(optimizer).dtype)
 
 
 def read_counter(optimizer: Any) -> int:
@@ -172,29 +190,6 @@ def restore_trainer_state(model: Any, saved: dict[str, Any]) -> None:
             object.__setattr__(model, name, value)
 
 
-def tf_graph() -> Any:
-    """The TensorFlow graph being built now (a ``tf.function`` trace), else None.
-
-    TensorFlow on CPU runs that graph op by op, without XLA's common-subexpression
-    merging, so a value computed twice in it costs twice.
-    """
-    if keras.backend.backend() != "tensorflow":
-        return None
-    import tensorflow as tf
-
-    return tf.compat.v1.get_default_graph() if tf.inside_function() else None
-
-
-def reads_rates_ahead() -> bool:
-    """Whether a callback's step should read rates written ahead rather than compute them.
-
-    TensorFlow: Keras runs its graph without XLA on CPU (``jit_compile="auto"``), one
-    operation at a time at about a microsecond each, where the exact integer formula is
-    some thirty operations and a read from the window a handful (benchmarks/graph_cost.py).
-    """
-    return keras.backend.backend() == "tensorflow"
-
-
 def torch_eager() -> bool:
     """True when the step runs eagerly in PyTorch (not under ``torch.compile``)."""
     if keras.backend.backend() != "torch":
@@ -202,16 +197,6 @@ def torch_eager() -> bool:
     import torch
 
     return not torch.compiler.is_compiling()
-
-
-def variable_version(variable: Any) -> tuple[int, int]:
-    """A token that changes whenever a PyTorch-backed Keras variable is assigned.
-
-    Keras' torch ``Variable.assign`` copies into its tensor in place, which bumps the
-    tensor's ``_version`` (torch's autograd counter); a replaced tensor has a new id.
-    """
-    tensor = variable.value
-    return id(tensor), int(tensor._version)
 
 
 @contextlib.contextmanager
@@ -227,6 +212,13 @@ def variable_scope(optimizer: Any) -> Iterator[None]:
             yield
     else:
         yield
+
+
+def callback_model(callback: Any) -> Any:
+    """The model Keras gave ``callback`` (``set_model``), or None, as it is: the public
+    ``Callback.model`` property first syncs the JAX trainer's whole state into the
+    variables (Keras 3.15), a cost per call that reading a rate or a count does not need."""
+    return getattr(callback, "_model", None)
 
 
 def sync_state(model: Any) -> None:
@@ -261,160 +253,157 @@ def read_metric_variable(model: Any, variable: Any) -> Any:
     return variable.numpy()
 
 
-#: The attribute each supported optimizer reads its momentum from.
-_MOMENTUM_ATTRIBUTES = {
-    "SGD": "momentum",
-    "Adam": "beta_1",
-    "AdamW": "beta_1",
-    "Adamax": "beta_1",
-}
+def restore_rate_variable(optimizer: Any, variable: Any, index: int, value: float) -> None:
+    """Make ``variable`` the optimizer's rate again, holding ``value``, at position ``index``
+    of ``optimizer.variables`` (where Keras created it: a plain optimizer's checkpoints
+    list it there).
 
-
-def momentum_attribute(optimizer: Any) -> str | None:
-    """``"momentum"`` for SGD, ``"beta_1"`` for Adam, AdamW and Adamax; else None.
-
-    The backend subclasses (``keras.src.backend.*.optimizers``) share these names.
+    The inverse of :func:`install_rate`'s untracking. ``BaseOptimizer._learning_rate``,
+    ``_tracker`` (its lock) and ``_variables`` (the tracker's store of variables), Keras
+    3.13-3.15: setting the attribute tracks the variable at the end of the store, so it
+    is moved back to its index.
     """
-    for cls in type(optimizer).__mro__:
-        if cls.__module__.startswith("keras.") and cls.__name__ in _MOMENTUM_ATTRIBUTES:
-            return _MOMENTUM_ATTRIBUTES[cls.__name__]
-    return None
+    variable.assign(value)
+    tracker = optimizer._tracker
+    locked = tracker.locked
+    tracker.unlock()
+    try:
+        optimizer._learning_rate = variable  # Keras' __setattr__ tracks it (appends it)
+    finally:
+        if locked:
+            tracker.lock()
+    store = optimizer._variables
+    position = next(i for i, v in enumerate(store) if v is variable)
+    if position != index:
+        store.insert(min(index, len(store) - 1), store.pop(position))
 
 
-class _MomentumView(keras.Variable):
-    """The momentum the update step reads, computed from the schedule's state when read.
-
-    Not an optimizer variable: nothing is stored, saved or carried through the step (the
-    JAX trainer carries every optimizer variable through each step and re-tracks them on
-    the model, about 1-2 us a step each on a small model). Reading :attr:`value` inside the
-    compiled step evaluates the momentum there, from the optimizer's counter and the
-    schedule's state variable, next to the rate (XLA merges the two); on the host it
-    gives the current momentum.
-
-    Keras 3.15 ``SGD.update_step`` branches on ``if self.momentum != 0`` in Python; a
-    Variable would make that a traced boolean. A cycled momentum keeps SGD's velocity
-    branch (it was built with momentum > 0), so the comparison with 0 is answered on the
-    host. The update steps read it through ``ops.cast`` and arithmetic, which go through
-    :attr:`value` on every backend (JAX ``convert_to_tensor``, TensorFlow ``__tf_tensor__``).
-    """
-
-    _clrplug_read: Callable[[], Any]
-
-    @property
-    def value(self) -> Any:
-        return self._clrplug_read()
-
-    def assign(self, value: Any) -> Any:
-        raise ClrplugError(
-            "this momentum is cycled by a clrplug schedule and cannot be assigned; hold a "
-            "plain one with schedule.hold(rate, momentum), or pass cycle_momentum=False."
-        )
-
-    def __eq__(self, other: Any) -> Any:
-        if isinstance(other, (int, float)) and other == 0:
-            return False
-        return super().__eq__(other)
-
-    def __ne__(self, other: Any) -> Any:
-        if isinstance(other, (int, float)) and other == 0:
-            return True
-        return super().__ne__(other)
-
-
-def momentum_view(optimizer: Any, initial: float, read: Callable[[], Any]) -> Any:
-    """A float32 scalar the update step reads as its momentum; ``read()`` computes it.
-
-    Created in the optimizer's name scope (and tf.distribute strategy) as its own
-    variables are, but not tracked by it: the optimizer's variables, and so its
-    checkpoints, are unchanged by it.
-    """
+def new_rate_variable(optimizer: Any) -> Any:
+    """A rate Variable as ``BaseOptimizer.__init__`` creates one for a float rate (Keras
+    3.15: float32 ``learning_rate`` in the optimizer's name scope, ``only_first_replica``),
+    untracked; for an optimizer loaded with a rate object instead of a Variable."""
     with variable_scope(optimizer), keras.name_scope(optimizer.name, caller=optimizer):
-        view = _MomentumView(
-            initializer=keras.initializers.Constant(initial), shape=(), dtype="float32",
-            trainable=False, name="clrplug_momentum",
+        return keras.Variable(
+            0.0, name="learning_rate", dtype=keras.backend.floatx(), trainable=False,
+            aggregation="only_first_replica",
         )
-    view._clrplug_read = read
-    return view
 
 
-def drive_momentum(optimizer: Any, value: Any, original: float) -> None:
-    """Let the optimizer read its momentum from ``value`` (a float or a Variable).
+def rate_variable_index(optimizer: Any) -> int:
+    """Where a plain optimizer keeps its rate Variable: right after its counter."""
+    for i, variable in enumerate(optimizer.variables):
+        if variable is counter(optimizer):
+            return i + 1
+    return 0
 
-    The update steps read ``self.momentum`` / ``self.beta_1`` each step (Keras
-    3.15 ``SGD.update_step``, ``Adam.update_step``, the torch backend's
-    ``_parallel_update_step``). ``get_config`` must still report the optimizer's
-    own float, so the instance's ``get_config`` reports ``original``.
+
+def rebuild_train_function(model: Any) -> None:
+    """Make the model trace its train step again at its next step (public
+    ``make_train_function(force=True)``): the schedule's numbers are constants of a traced
+    step. ``fit`` reads ``model.train_function`` before every step (Keras 3.15
+    trainers), so this also takes effect in the middle of a fit."""
+    model.make_train_function(force=True)
+    clear_trace_cache(model.train_function)
+
+
+def _ends_the_data(exc: BaseException) -> bool:
+    """Whether ``exc`` is how a step says the data ran out (``fit`` catches it and goes on):
+    ``StopIteration``, or TensorFlow's ``OutOfRangeError``."""
+    return isinstance(exc, (StopIteration, StopAsyncIteration)) or type(exc).__name__ == "OutOfRangeError"
+
+
+class _GuardedStep:
+    """A model's train function that calls ``on_error`` when a step raises (and re-raises).
+
+    Everything else is the wrapped function's (TensorBoard reads a ``tf.function``'s
+    graph through its attributes).
     """
-    attribute = momentum_attribute(optimizer)
-    assert attribute is not None
-    object.__setattr__(optimizer, attribute, value)
-    if "get_config" not in vars(optimizer):
-        own = type(optimizer).get_config
 
-        @functools.wraps(own)
-        def get_config() -> dict[str, Any]:
-            config = own(optimizer)
-            config[attribute] = optimizer._clrplug_own_momentum
-            return config
+    def __init__(self, function: Callable[..., Any], on_error: Callable[[], None],
+                 after: Callable[[], None] | None) -> None:
+        self.__wrapped__ = function
+        self._on_error = on_error
+        self._after = after
 
-        object.__setattr__(optimizer, "get_config", get_config)
-    object.__setattr__(optimizer, "_clrplug_own_momentum", float(original))
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.__wrapped__(*args, **kwargs)
+        except BaseException as exc:
+            if not _ends_the_data(exc):
+                try:
+                    self._on_error()
+                except Exception as cleanup:  # never hide the step's own error
+                    warnings.warn(f"clrplug could not clean up after the failed step: {cleanup!r}",
+                                  RuntimeWarning, stacklevel=2)
+            raise
+        finally:
+            if self._after is not None:
+                self._after()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__wrapped__, name)
 
 
-def set_momentum(optimizer: Any, attribute: str, value: float) -> None:
-    """Set the momentum the next update step reads, once :func:`drive_momentum` has run
-    (PyTorch's eager step, every step: only the attribute, no checks)."""
-    object.__setattr__(optimizer, attribute, value)
+def set_train_function(model: Any, function: Any) -> None:
+    """Put a train function back on the model (one this module built or found there),
+    without Keras' attribute tracking."""
+    object.__setattr__(model, "train_function", function)
 
 
-def _shapes_differ(optimizer: Any, store: Any) -> bool:
-    """Warn and return True when ``store`` has as many variables as ``optimizer`` but not theirs.
+def guard_train_function(model: Any, on_error: Callable[[], None],
+                         after: Callable[[], None] | None = None) -> None:
+    """Build the model's train function now and let ``on_error`` run when a step raises.
 
-    Keras loads optimizer variables by position once the counts agree; a checkpoint saved
-    without clrplug (a plain rate variable where the state variable is) can have the same
-    count, and would fail on a shape mismatch. It is skipped as Keras skips a count mismatch.
+    ``fit`` calls ``make_train_function()`` after the callbacks' ``set_model`` and keeps
+    a function that is already there (Keras 3.15), and calls ``model.train_function``
+    for every step: an exception or ``KeyboardInterrupt`` in a step, where a fit spends
+    its time, reaches ``on_error`` on its way out (no callback hook runs then).
+    ``after`` runs after every call (a traced step may have left tensors on the host).
     """
-    variables = list(optimizer.variables)
-    if len(store.keys()) != len(variables):
-        return False
-    for i, variable in enumerate(variables):
-        saved = tuple(getattr(store[str(i)], "shape", ()))
-        if saved != tuple(variable.shape):
-            warnings.warn(
-                f"Skipping variable loading for optimizer '{optimizer.name}': the saved "
-                f"optimizer's variable {i} has shape {saved}, this one's ({variable.path}) "
-                f"{tuple(variable.shape)}; the checkpoint was not saved with this clrplug "
-                "schedule bound.",
-                stacklevel=3,
-            )
-            return True
-    return False
+    model.make_train_function(force=True)
+    clear_trace_cache(model.train_function)
+    object.__setattr__(model, "train_function", _GuardedStep(model.train_function, on_error, after))
 
 
-def install_load_hook() -> None:
-    """Let a ``.keras`` file saved with a bound clrplug schedule load its optimizer state.
+#: The optimizer attribute that carries a callback's ``CycleState`` during its fit.
+STATE_ATTRIBUTE = "clrplug_cycle_state"
 
-    A bound schedule keeps its state in optimizer variables that Keras' deserialised
-    optimizer does not create, so ``Optimizer.load_own_variables`` (Keras 3.15) would
-    skip the whole optimizer for a count mismatch. Before it runs, a schedule that was
-    saved bound (``_clrplug_bind_for_load``) creates its variables when the store has
-    exactly that many more. Installed once, on ``keras.optimizers.Optimizer``.
+
+def carry_state(optimizer: Any, state: Any) -> None:
+    """Let ``optimizer``'s checkpoints hold ``state`` (None: no more): an attribute of it.
+
+    Behaviour relied on (Keras 3.15 ``saving_lib._save_state`` / ``_load_state`` and
+    ``_walk_saveable``): saving walks every attribute of the optimizer that a plain
+    ``Optimizer`` does not have, and saves and loads each ``KerasSaveable`` found there
+    (``state`` is a ``keras.metrics.Metric``) through its ``save_own_variables`` /
+    ``load_own_variables``, under the attribute's name; loading into an optimizer
+    without the attribute ignores that group.
     """
-    cls = keras.optimizers.Optimizer
-    if getattr(cls.load_own_variables, "_clrplug_hook", False):
+    if state is None:
+        vars(optimizer).pop(STATE_ATTRIBUTE, None)
+    else:
+        object.__setattr__(optimizer, STATE_ATTRIBUTE, state)
+
+
+def carried_state(optimizer: Any) -> Any:
+    """What :func:`carry_state` put on ``optimizer``, or None."""
+    return vars(optimizer).get(STATE_ATTRIBUTE)
+
+
+def clear_trace_cache(function: Any) -> None:
+    """Make JAX trace ``function`` (a model's train function) again at its next call.
+
+    Keras 3.15's JAX trainer builds the train function as a closure over
+    ``jax.jit(model.train_step, ...)``; jitted functions of the same bound method share
+    one trace cache while any of them lives, so a rebuilt train function would reuse a
+    trace made with other constants. ``clear_cache()`` of the closure's jitted
+    function empties that shared cache. A no-op elsewhere (a new ``tf.function``
+    traces anew; PyTorch runs eagerly).
+    """
+    if keras.backend.backend() != "jax":
         return
-    keras_load = cls.load_own_variables
-
-    @functools.wraps(keras_load)
-    def load_own_variables(self: Any, store: Any) -> None:
-        inner = inner_optimizer(self)
-        rate = getattr(inner, "_learning_rate", None)
-        bind = getattr(getattr(rate, "schedule", rate), "_clrplug_bind_for_load", None)
-        if bind is not None:
-            bind(inner, len(store.keys()) - len(self.variables))
-            if _shapes_differ(self, store):
-                return
-        keras_load(self, store)
-
-    load_own_variables._clrplug_hook = True  # type: ignore[attr-defined]
-    cls.load_own_variables = load_own_variables
+    function = getattr(function, "__wrapped__", function)
+    for cell in getattr(function, "__closure__", None) or ():
+        value = cell.cell_contents
+        if callable(getattr(value, "clear_cache", None)):
+            value.clear_cache()

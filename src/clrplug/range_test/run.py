@@ -2,8 +2,8 @@
 
 Smith (arXiv:1506.01186, section 3.3) picks the cycle's bounds by training
 briefly while the learning rate rises from a very small to a very large value.
-This module checks every argument before anything changes, binds a
-:class:`~clrplug.range_test.sweep.SweepSchedule` to the optimizer for the
+This module checks every argument before anything changes, installs a
+:class:`~clrplug.range_test.sweep.SweepSchedule` as the optimizer's rate for the
 duration of the test, records each step, and restores the model bit for bit,
 also when the test raises or is interrupted.
 """
@@ -282,11 +282,11 @@ def lr_range_test(
         start=compat.read_counter(optimizer) // accumulation,
     )
     try:
-        # The sweep's numbers live in variables it adds to the optimizer: the variable
-        # structure differs from the model's own, so JAX traces the step anew.
-        sweep.bind(optimizer)
+        # The sweep's numbers are constants of the step: trace it anew with the sweep as
+        # the rate (the optimizer's variables stay as they are; the snapshot puts back
+        # its rate object and the model's own train function).
         compat.set_rate_object(optimizer, sweep)
-        model.make_train_function(force=True)
+        compat.rebuild_train_function(model)
         recorder = Recorder(
             sweep=sweep,
             optimizer=optimizer,
@@ -310,8 +310,5 @@ def lr_range_test(
             smoothing=beta,
         )
     finally:
-        try:
-            sweep.unbind()
-        finally:
-            snapshot.restore()
+        snapshot.restore()
 

@@ -48,6 +48,9 @@ class Snapshot:
         if added:
             compat.untrack_variables(self.optimizer, added)
         compat.restore_trainer_state(self.model, self.trainer)
+        # The model's own train function, put back, must not reuse the sweep's trace (on
+        # JAX equal jitted functions share one cache, and the variables are alike).
+        compat.clear_trace_cache(getattr(self.model, "train_function", None))
         # Metric variables created meanwhile (compile metrics build lazily) go back to
         # their empty state; every variable that existed gets its saved value.
         for metric in getattr(self.model, "metrics", []):

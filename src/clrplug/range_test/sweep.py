@@ -1,17 +1,16 @@
 """The range test's sweep: the learning rate rising once from ``min_lr`` to ``max_lr``.
 
 :func:`sweep_rates` is the float64 reference; :class:`SweepSchedule` is the same
-sweep as an engine schedule, computed in the compiled step. For the test it is
-bound to the optimizer, so its numbers (the step mode included) live in optimizer
-variables: the compiled step never holds one as a constant, and a trace of it is
-correct to reuse for any later sweep.
+sweep as an engine schedule, computed in the compiled step with its numbers as
+constants; the range test installs it as the optimizer's rate for the test and has the
+step traced for it (and traced again afterwards for the model's own rate).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import keras
 import numpy as np
@@ -19,9 +18,7 @@ from keras import ops
 
 from clrplug import checks
 from clrplug.cycle import INT32_MAX
-from clrplug.engine import compat
 from clrplug.engine.base import NO_HOLD, EngineSchedule
-from clrplug.engine.state import PackedState
 from clrplug.errors import InvalidArgumentError
 
 __all__ = ["STEP_MODES", "SweepSchedule", "sweep_rates"]
@@ -74,8 +71,7 @@ class SweepSchedule(EngineSchedule):
     clipped to ``[0, steps - 1]``; in the step, ``min_lr * exp(k * log_step)``
     (``exp``) or ``min_lr + k * linear_step`` (``linear``), with ``log_step =
     log(max_lr / min_lr) / (steps - 1)`` and ``linear_step = (max_lr - min_lr) /
-    (steps - 1)`` computed in float64 on the host. :meth:`bind` puts every number,
-    the step mode included, in two optimizer variables; :meth:`unbind` removes them.
+    (steps - 1)`` computed in float64 on the host, constants of the traced step.
 
     Args:
         min_lr: the first rate (``> 0`` for ``"exp"``).
@@ -100,8 +96,6 @@ class SweepSchedule(EngineSchedule):
 
     _INTS = ("start", "steps", "exp")
     _FLOATS = ("min_lr", "max_lr", "log_step", "linear_step")
-    _PREFIX: ClassVar[str] = "clrplug_sweep"
-
     def __init__(
         self,
         min_lr: float,
@@ -113,10 +107,7 @@ class SweepSchedule(EngineSchedule):
         name: str = "SweepSchedule",
     ) -> None:
         low, high = check_sweep(min_lr, max_lr, step_mode)
-        super().__init__(
-            momentum=None, accumulation_steps=1, hold=NO_HOLD, saved_bound=False, name=name
-        )
-        self._packed = PackedState(self._packed.int_fields, self._packed.float_fields, self._PREFIX)
+        super().__init__(momentum=None, accumulation_steps=1, hold=NO_HOLD, name=name)
         self.min_lr, self.max_lr = low, high
         self.steps = checks.integer("steps", steps, low=2, high=INT32_MAX)
         self.step_mode = step_mode
@@ -144,18 +135,6 @@ class SweepSchedule(EngineSchedule):
             "min_lr": checks.real("min_lr", floats["min_lr"], low=0.0),
             "max_lr": checks.real("max_lr", floats["max_lr"], low=0.0),
         }
-
-    def unbind(self) -> None:
-        """Remove the sweep's variables from its optimizer (a no-op when unbound).
-
-        The optimizer's variables are then those it had before :meth:`bind`.
-        """
-        packed = self._packed
-        if self._optimizer is not None:
-            compat.untrack_variables(self._optimizer, [packed.variable])  # bound with it
-        packed.variable = None
-        self._optimizer = None
-        self._version = None
 
     # -- evaluation --------------------------------------------------------------------
 

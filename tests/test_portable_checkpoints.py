@@ -1,0 +1,217 @@
+"""Checkpoints written during a fit with clrplug move between backends whole.
+
+Each backend's run saves here, in its own process, every kind of file clrplug's state
+is in: a mid-epoch ``BackupAndRestore`` backup, ``ModelCheckpoint`` to ``.keras`` and to
+``.weights.h5`` (both after a reset, so the reset's numbers must travel too), and
+``model.save()`` of a model whose optimizer holds a stand-alone ``CyclicalSchedule``.
+Then each backend, this one included, loads them in a process of its own, checks the
+optimizer's state (its counter, and the bias's SGD velocity, computed here by hand from
+the seed's formula) and trains on; the rates it applies are recovered from the bias
+(gradient 1, SGD momentum 0.5: ``v_t = 0.5 v_(t-1) - lr_t``) and compared with the
+seed's formula in float64 (tests/oracles.py), to 1e-5.
+
+A ``.keras`` file names the optimizer's backend class: one saved on PyTorch does not
+train on JAX or TensorFlow even without clrplug. There, a plain Keras model saved the
+same way is the control: clrplug's file must do exactly what the plain one does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+from oracles import seed_rates
+from probe import fit_steps, probe_model
+from recording import Crash, ResetAfterEpoch
+
+from clrplug import CyclicalSchedule, CyclicLR
+
+HERE = keras.backend.backend()
+BACKENDS = ("jax", "tensorflow", "torch")
+ARGS = {"base_lr": 0.01, "max_lr": 0.05, "step_size": 3, "mode": "exp_range", "gamma": 0.95}
+NEW_BASE = 0.02  # the reset at the end of epoch 0
+STEPS = 5  # per epoch
+MOMENTUM = 0.5
+TESTS = Path(__file__).parent
+
+
+def expected_rate(iteration: int) -> float:
+    """The rate of update ``iteration`` of a run reset to ``NEW_BASE`` after epoch 0."""
+    if iteration < STEPS:
+        return float(seed_rates([iteration], **ARGS)[0])
+    return float(seed_rates([iteration - STEPS], **{**ARGS, "base_lr": NEW_BASE})[0])
+
+
+def expected_velocity(done: int, rate: Any = expected_rate) -> float:
+    """The bias's SGD velocity after ``done`` updates (gradient 1 at each)."""
+    velocity = 0.0
+    for i in range(done):
+        velocity = MOMENTUM * velocity - rate(i)
+    return velocity
+
+
+def standalone_rate(iteration: int) -> float:
+    return float(seed_rates([iteration], **ARGS)[0])
+
+
+def _optimizer() -> keras.optimizers.Optimizer:
+    return keras.optimizers.SGD(0.1, momentum=MOMENTUM)
+
+
+def save_everything(directory: Path) -> None:
+    """Every kind of file, written during fits on this backend."""
+    x = np.zeros((STEPS, 1), "float32")
+    # A backup every 2 batches, and a crash after batch 2 of epoch 1 (update 8).
+    model, clr = probe_model(_optimizer()), CyclicLR(**ARGS)
+    backup = keras.callbacks.BackupAndRestore(str(directory / "backup"), save_freq=2)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, x, batch_size=1, epochs=3, verbose=0, shuffle=False,
+                  callbacks=[clr, ResetAfterEpoch(clr, 0, new_base_lr=NEW_BASE), backup,
+                             Crash(epoch=1, batch=2)])
+    # Checkpoints at the end of epoch 0, after the reset.
+    model, clr = probe_model(_optimizer()), CyclicLR(**ARGS)
+    checkpoints = [
+        keras.callbacks.ModelCheckpoint(str(directory / "epoch.keras"), save_freq="epoch"),
+        keras.callbacks.ModelCheckpoint(str(directory / "epoch.weights.h5"), save_freq="epoch",
+                                        save_weights_only=True),
+    ]
+
+    class StopAfterFirstEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            self.model.stop_training = True
+
+    model.fit(x, x, batch_size=1, epochs=3, verbose=0, shuffle=False,
+              callbacks=[clr, ResetAfterEpoch(clr, 0, new_base_lr=NEW_BASE), *checkpoints,
+                         StopAfterFirstEpoch()])
+    # A stand-alone schedule, and the plain control, each after 5 updates.
+    model = probe_model(keras.optimizers.SGD(CyclicalSchedule(**ARGS), momentum=MOMENTUM))
+    fit_steps(model, STEPS, [])
+    model.save(directory / "standalone.keras")
+    plain = probe_model(_optimizer())
+    fit_steps(plain, STEPS, [])
+    plain.save(directory / "plain.keras")
+
+
+LOAD = textwrap.dedent(
+    """
+    import json, shutil, sys, traceback
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    import keras, numpy as np
+    from probe import BiasRecorder, probe_model
+    from recording import ResetAfterEpoch
+    from clrplug import CyclicLR
+
+    source, work = Path(sys.argv[1]), Path(sys.argv[2])
+    args = {args!r}
+    x = np.zeros(({steps}, 1), "float32")
+
+    def optimizer():
+        return keras.optimizers.SGD(0.1, momentum={momentum})
+
+    def state(model):
+        variables = {{v.path.rsplit("/", 1)[-1]: v for v in model.optimizer.variables}}
+        velocity = [v for name, v in variables.items() if name.endswith("bias_momentum")]
+        return (int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+                float(np.asarray(keras.ops.convert_to_numpy(velocity[0])).ravel()[0]))
+
+    def train(model, callbacks, epochs=1, restored=False):
+        recorder = BiasRecorder()  # last: it reads the bias after a backup was restored
+        count, velocity = (None, None) if restored else state(model)
+        model.fit(x, x, batch_size=1, epochs=epochs, verbose=0, shuffle=False,
+                  callbacks=[*callbacks, recorder])
+        return {{"count": count, "velocity": velocity,
+                 "steps": np.diff(np.asarray(recorder.values, dtype=np.float64)).tolist()}}
+
+    def attempt(kind):
+        if kind == "backup":
+            shutil.copytree(source / "backup", work / "backup")
+            model, clr = probe_model(optimizer()), CyclicLR(**args)
+            backup = keras.callbacks.BackupAndRestore(str(work / "backup"), save_freq=2)
+            seen = {{}}
+
+            class Loaded(keras.callbacks.Callback):  # after BackupAndRestore's load
+                def on_epoch_begin(self, epoch, logs=None):
+                    seen.setdefault("state", state(self.model))
+
+            return train(model, [clr, ResetAfterEpoch(clr, 0, new_base_lr={new_base}), backup,
+                                 Loaded()], epochs=3, restored=True) | {{"loaded": seen["state"]}}
+        if kind == "weights":
+            model, clr = probe_model(optimizer()), CyclicLR(**args)
+            clr.attach(model)
+            model.load_weights(source / "epoch.weights.h5")
+            return train(model, [clr])
+        if kind == "keras":
+            model = keras.models.load_model(source / "epoch.keras")
+            return train(model, [CyclicLR(**args)])
+        model = keras.models.load_model(source / (kind + ".keras"))
+        return train(model, [])
+
+    results = {{}}
+    for kind in ("backup", "weights", "keras", "standalone", "plain"):
+        try:
+            results[kind] = attempt(kind)
+        except Exception as exc:
+            results[kind] = {{"error": type(exc).__name__, "message": str(exc)[:300]}}
+    print(json.dumps(results))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp(f"saved-on-{HERE}")
+    save_everything(directory)
+    return directory
+
+
+def _load_on(backend: str, saved: Path, work: Path) -> dict[str, Any]:
+    script = LOAD.format(tests=str(TESTS), args=ARGS, steps=STEPS, momentum=MOMENTUM,
+                         new_base=NEW_BASE)
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    done = subprocess.run([sys.executable, "-c", script, str(saved), str(work)], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _applied(run: dict[str, Any]) -> np.ndarray:
+    """The rates applied, from the bias's steps and the velocity it started with."""
+    velocities = np.concatenate([[run["velocity"]], np.asarray(run["steps"])])
+    return MOMENTUM * velocities[:-1] - velocities[1:]
+
+
+@pytest.mark.parametrize("target", BACKENDS)
+def test_a_checkpoint_saved_here_resumes_on_every_backend(saved: Path, target: str,
+                                                          tmp_path: Path) -> None:
+    results = _load_on(target, saved, tmp_path)
+    plain = results["plain"]
+    for kind in ("backup", "weights", "keras", "standalone"):
+        run = results[kind]
+        portable = kind in ("backup", "weights") or "error" not in plain
+        if not portable:
+            # A .keras file saved on PyTorch, loaded elsewhere: the plain control fails,
+            # so clrplug's file must fail the same way, and for no reason of its own.
+            assert HERE == "torch" and target != "torch", plain
+            assert run.get("error") == plain["error"], (kind, run, plain)
+            continue
+        assert "error" not in run, (kind, run)
+        if kind == "backup":
+            done, velocity = run["loaded"]
+            assert 0 < done <= 8  # a backup from before the crash
+        else:
+            done, velocity = run["count"], run["velocity"]
+            assert done == STEPS, (kind, run)
+        rate = standalone_rate if kind == "standalone" else expected_rate
+        assert velocity == pytest.approx(expected_velocity(done, rate), rel=1e-5), kind
+        applied = _applied(run if kind != "backup" else {**run, "velocity": velocity})
+        expected = [rate(done + i) for i in range(len(applied))]
+        np.testing.assert_allclose(applied, expected, rtol=1e-5, atol=1e-7, err_msg=kind)

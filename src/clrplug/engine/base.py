@@ -345,6 +345,7 @@ class EngineSchedule(ScheduleConfig, keras.optimizers.schedules.LearningRateSche
             moment = 0.0 if cached[2] is None else cached[2][i]
         if self._momentum_attribute:  # what this step's update reads, set per step
             apply_momentum(self._optimizer, self._momentum_attribute, float(moment), 0.0)
+            self._momentum_traced = True  # settled to the optimizer's own after the call
         return float(rate)
 
     def _compiled(self, step: Any) -> Any:

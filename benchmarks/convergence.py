@@ -20,7 +20,8 @@ every (task, seed, optimizer) it runs:
   for each rule (valley, steep, minimum, slide, accuracy_rise): CLR
   ``triangular2`` and ``triangular`` between ``max_lr / 4`` and ``max_lr``,
   ``triangular2`` from ``max_lr / 10`` (and from ``accuracy_rise``'s own lower
-  bound), 1cycle peaking at ``max_lr`` and at ``max_lr / 2``.
+  bound), 1cycle peaking at ``max_lr`` and at ``max_lr / 2`` (and, for the default
+  rule, at ``3 * max_lr``: the default workflow).
 
 Test accuracy (a held-out split no run trains on) is measured after every
 epoch. The target per seed is the grid's best final accuracy; a run "reaches"
@@ -30,8 +31,9 @@ below the grid's best while peaking above the grid's best rate. Reported per
 task and optimizer (medians over seeds): final accuracy, the gap to the grid's
 best, iterations to the target, and iterations including the search (the range
 test, or the whole grid); each rule's suggested max_lr; every candidate workflow
-ranked over all tasks (the evidence for ``clrplug.range_test.DEFAULT_RULE``);
-and the verdict for the recommended workflow (``DEFAULT_RULE`` with
+ranked over all tasks (the evidence for the first default; today's, ``DEFAULT_RULE``
+x ``DEFAULT_PEAK_FACTOR``, comes from ``generalise.py``); and the verdict for the
+recommended workflow (``DEFAULT_RULE`` x ``DEFAULT_PEAK_FACTOR`` with
 ``harness.WORKFLOW_SCHEDULE``) against the target: within 0.5 points of
 the grid's best, and there in at most half the grid's iterations.
 
@@ -77,6 +79,9 @@ VARIANTS: dict[str, tuple[str, float, float | None]] = {
     "tri2/own": ("triangular2", 1.0, None),  # accuracy_rise's own lower bound
     "1cycle": ("one_cycle", 1.0, None),
     "1cycle/2": ("one_cycle", 0.5, None),
+    # The default workflow (DEFAULT_RULE x DEFAULT_PEAK_FACTOR, chosen by generalise.py);
+    # run for the default rule only.
+    "1cycle x3": ("one_cycle", 3.0, None),
 }
 #: 1cycle at max_lr, rerun at max_lr / 2 when it collapsed (the failed run's budget counts).
 FALLBACK = "1cycle, /2 if collapsed"
@@ -167,11 +172,15 @@ def candidate_plans(result: Any, budget: int, rules: Sequence[str]) -> dict[str,
     from harness import Plan
 
     step_size = max(1, round(budget / (2 * CYCLES)))
+    from clrplug.range_test.defaults import DEFAULT_RULE
+
     plans: dict[str, Any] = {}
     for rule in rules:
         found = result.suggest(rule)
         for variant, (schedule, peak, lower) in VARIANTS.items():
             if variant == "tri2/own" and rule != "accuracy_rise":
+                continue
+            if variant.startswith("1cycle x") and rule != DEFAULT_RULE:
                 continue
             key = f"{rule} {variant}"
             if found is None:
@@ -381,13 +390,15 @@ def ranking(units: Sequence[Mapping[str, Any]], tolerance: float) -> list[dict[s
 
 
 def recommended(units: Sequence[Mapping[str, Any]]) -> str:
-    """The candidate the library recommends now: DEFAULT_RULE with the demo's schedule."""
+    """The candidate the library recommends now: DEFAULT_RULE, DEFAULT_PEAK_FACTOR, the demo's schedule."""
     from harness import WORKFLOW_MAX_LR_FACTOR, WORKFLOW_SCHEDULE
 
-    from clrplug.range_test.result import DEFAULT_LOWER, DEFAULT_RULE
+    from clrplug.range_test.defaults import DEFAULT_LOWER, DEFAULT_PEAK_FACTOR, DEFAULT_RULE
 
     if WORKFLOW_SCHEDULE == "one_cycle":
-        variant = "1cycle" if WORKFLOW_MAX_LR_FACTOR == 1 else f"1cycle/{1 / WORKFLOW_MAX_LR_FACTOR:g}"
+        peak = WORKFLOW_MAX_LR_FACTOR * DEFAULT_PEAK_FACTOR
+        variant = ("1cycle" if peak == 1 else f"1cycle x{peak:g}" if peak > 1
+                   else f"1cycle/{1 / peak:g}")
     else:
         variant = f"{'tri2' if WORKFLOW_SCHEDULE == 'triangular2' else 'tri'}/{DEFAULT_LOWER:g}"
     name = f"{DEFAULT_RULE} {variant}"

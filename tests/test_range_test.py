@@ -30,7 +30,8 @@ from clrplug.range_test import (
     SweepSchedule,
     sweep_rates,
 )
-from clrplug.range_test.rules import BUILTIN_RULES, RuleResult
+from clrplug.range_test.defaults import DEFAULT_PEAK_FACTOR
+from clrplug.range_test.rules import BUILTIN_RULES, AmbiguousCurveWarning, RuleResult
 
 BACKEND = keras.backend.backend()
 
@@ -691,16 +692,75 @@ def test_every_rule_runs_by_name_and_side_by_side():
     assert found["accuracy_rise"].base_lr != found["accuracy_rise"].max_lr / DEFAULT_LOWER
 
 
-def test_the_default_rule_drives_the_properties_and_the_repr():
+def _one_descent():
+    """200 steps 1e-5..10, the loss given as already smoothed: flat at 3 to step 60, falling
+    by 2/90 a step to 1 at step 150, rising by 0.1 a step after."""
+    lr = np.geomspace(1e-5, 10.0, 200)
+    i = np.arange(200)
+    loss = np.where(i <= 60, 3.0, np.where(i <= 150, 3.0 - (i - 60) * (2.0 / 90.0),
+                                           1.0 + (i - 150) * 0.1))
+    return lr, loss
+
+
+def _rate(step: int, steps: int = 200, low: float = -5.0, decades: float = 6.0) -> float:
+    """The exponential sweep's rate at ``step``, worked out apart from the code."""
+    return 10.0 ** (low + decades * step / (steps - 1))
+
+
+def test_the_default_workflow_is_robust_slide_times_three():
+    # Chosen by leave-one-task-out (benchmarks/generalise.py, docs/benchmarks-convergence.md).
+    assert (DEFAULT_RULE, DEFAULT_PEAK_FACTOR, DEFAULT_LOWER) == ("robust_slide", 3.0, 4.0)
+    lr, loss = _one_descent()
+    result = _synthetic(None, loss, lr)
+    # robust_slide stops on the straight part of the descent: a window that has left the
+    # lowest loss (step 150) by a full window (15 steps), and not before the fall starts.
+    found = result.suggest()
+    assert found.rule == "robust_slide" and 61 <= found.index <= 150 - 15
+    assert found.max_lr == pytest.approx(_rate(found.index), rel=1e-12)
+    # The default workflow peaks at three times that, and cycles from a quarter of the peak.
+    peak = 3 * _rate(found.index)
+    assert result.suggested_max_lr == pytest.approx(peak, rel=1e-12)
+    assert result.suggested_base_lr == pytest.approx(peak / 4, rel=1e-12)
+    assert result.one_cycle(total_steps=100).max_lr == pytest.approx(peak, rel=1e-12)
+    clr = result.cyclic_lr(step_size=10)
+    assert (clr.base_lr, clr.max_lr) == pytest.approx((peak / 4, peak), rel=1e-12)
+    text = repr(result)
+    assert "rule='robust_slide', peak_factor=3" in text
+    assert f"suggested_max_lr={peak:.3g}" in text
+    assert "stop_reason='completed'" in text and "steps=200/200" in text
+
+
+def test_a_named_rule_is_taken_as_it_reads_unless_given_a_factor():
+    lr, loss = _one_descent()
+    result = _synthetic(None, loss, lr)
+    # By hand, fastai's valley on the record lr_find keeps (steps 20 to 194): the longest
+    # strictly decreasing run is one flat point and steps 61-150 (91 points), first
+    # complete at step 150, so it starts at 150 - 91 = 59; two thirds down is
+    # 59 + int(91 / 3) + int(91 / 3 / 2) = 59 + 30 + 15 = step 104.
+    found = result.suggest("valley")
+    assert found.index == 104 and found.max_lr == pytest.approx(_rate(104), rel=1e-12)
+    assert result.one_cycle(rule="valley", total_steps=100).max_lr == found.max_lr
+    assert result.one_cycle(rule="valley", total_steps=100, peak_factor=2.0).max_lr == (
+        pytest.approx(2 * _rate(104), rel=1e-12))
+    clr = result.cyclic_lr(step_size=10, rule="valley")
+    assert (clr.base_lr, clr.max_lr) == pytest.approx((_rate(104) / 4, _rate(104)), rel=1e-12)
+    clr = result.cyclic_lr(step_size=10, rule="valley", peak_factor=2.0)
+    assert (clr.base_lr, clr.max_lr) == pytest.approx((2 * _rate(104) / 4, 2 * _rate(104)),
+                                                      rel=1e-12)
+    with pytest.raises(clrplug.errors.InvalidArgumentError, match="peak_factor"):
+        result.cyclic_lr(step_size=10, peak_factor=0.0)
+
+
+def test_the_default_drives_the_properties_and_the_repr():
     lr, loss, accuracy = _learning_curve()
     result = _synthetic(accuracy, loss, lr)
     default = result.suggest()
     assert default == result.suggest(DEFAULT_RULE) and default.rule == DEFAULT_RULE
-    assert (result.suggested_base_lr, result.suggested_max_lr) == (default.base_lr,
-                                                                  default.max_lr)
-    assert result.suggested_base_lr == result.suggested_max_lr / DEFAULT_LOWER
+    assert result.suggested_max_lr == default.max_lr * DEFAULT_PEAK_FACTOR
+    assert result.suggested_base_lr == default.base_lr * DEFAULT_PEAK_FACTOR
+    assert result.suggested_base_lr == pytest.approx(result.suggested_max_lr / DEFAULT_LOWER)
     text = repr(result)
-    assert f"rule={DEFAULT_RULE!r}" in text and f"{default.max_lr:.3g}" in text
+    assert f"rule={DEFAULT_RULE!r}" in text and f"{result.suggested_max_lr:.3g}" in text
     assert "stop_reason='completed'" in text and "steps=300/300" in text
 
 
@@ -849,6 +909,8 @@ def test_no_range_gives_no_suggestion_and_no_callback():
     assert {found[name] for name in set(BUILTIN_RULES) - fastai} == {None}
     for name in fastai:
         assert found[name].caveat.startswith("no clear descent"), name
+    # By hand: no descent at all, so fastai's valley is the first step lr_find keeps (10).
+    assert found["valley"].max_lr == pytest.approx(_rate(10, 100, -5.0, 2.0), rel=1e-12)
     message = f"found no learning-rate range with rule {DEFAULT_RULE!r}"
     with pytest.raises(clrplug.errors.ClrplugError, match=message):
         result.cyclic_lr(step_size=10)
@@ -857,8 +919,6 @@ def test_no_range_gives_no_suggestion_and_no_callback():
     with pytest.raises(clrplug.errors.ClrplugError, match="with rule 'robust_steep'"):
         result.cyclic_lr(step_size=10, rule="robust_steep")
     # fastai's steep answers, as fastai does; the callback comes with the one-line caveat.
-    from clrplug.range_test.rules import AmbiguousCurveWarning
-
     with pytest.warns(AmbiguousCurveWarning, match="no clear descent.*widen min_lr"):
         result.cyclic_lr(step_size=10, rule="steep")
     assert "suggested_max_lr=None" in repr(result)

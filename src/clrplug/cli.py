@@ -114,6 +114,13 @@ def cmd_policies(args: argparse.Namespace) -> int:
         print()
         print(format_table([("RULE", "WHAT IT SUGGESTS"),
                             *((row["name"], row["description"]) for row in rules)]))
+        from clrplug.range_test.defaults import DEFAULT_LOWER, DEFAULT_PEAK_FACTOR, DEFAULT_RULE
+
+        factor, base = DEFAULT_PEAK_FACTOR, DEFAULT_PEAK_FACTOR / DEFAULT_LOWER
+        print(f"\nDefault: {DEFAULT_RULE} x{factor:g}. result.one_cycle() peaks at {factor:g} "
+              f"times {DEFAULT_RULE}'s max_lr; result.cyclic_lr() cycles from {base:g} to "
+              f"{factor:g} times it "
+              "(chosen by leave-one-task-out: docs/benchmarks-convergence.md).")
     return 0
 
 

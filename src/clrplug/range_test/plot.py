@@ -41,7 +41,7 @@ def _mark_suggestions(
         style = _RULE_STYLES[(i // len(_RULE_COLORS)) % len(_RULE_STYLES)]
         axis.axvline(found.max_lr, color=color, linestyle=style, linewidth=1.3,
                      label=f"{name}: max_lr = {_format_lr(found.max_lr)}" if legend else None)
-        if name == shaded:
+        if name == shaded and found.caveat is None:  # no confident band on an ambiguous curve
             axis.axvspan(
                 found.base_lr, found.max_lr, color=color, alpha=0.1,
                 label=(f"{name}: base_lr..max_lr = {_format_lr(found.base_lr)}.."
@@ -67,8 +67,9 @@ def plot_range_test(
     measured, the column ``accuracy_rise`` reads drawn bold). Every registered rule's
     suggested ``max_lr`` is a vertical line labelled with the rule's name
     (:meth:`~clrplug.range_test.RangeTestResult.suggestions`), and ``rule``'s band from
-    ``base_lr`` to ``max_lr`` is shaded. The x axis is logarithmic for an ``"exp"``
-    sweep.
+    ``base_lr`` to ``max_lr`` is shaded, unless the curve is ambiguous (the title then
+    says why, :meth:`~clrplug.range_test.RangeTestResult.ambiguity`). The x axis is
+    logarithmic for an ``"exp"`` sweep.
 
     Args:
         result: a :class:`~clrplug.range_test.RangeTestResult`.

@@ -79,8 +79,10 @@ class RangeTestResult:
     The suggestions come from named rules (docs/range-test.md lists them):
     :meth:`suggest` runs one, :meth:`suggestions` all of them side by side, and
     :attr:`suggested_base_lr`, :attr:`suggested_max_lr`, :meth:`cyclic_lr` and
-    :meth:`one_cycle` use :data:`DEFAULT_RULE`. A rule that gives only ``max_lr``
-    gets ``base_lr = max_lr / base_div`` (:data:`DEFAULT_LOWER`).
+    :meth:`one_cycle` use :data:`DEFAULT_RULE` with its bounds times
+    :data:`~clrplug.range_test.defaults.DEFAULT_PEAK_FACTOR` (the default workflow,
+    chosen together by leave-one-task-out). A rule that gives only ``max_lr`` gets
+    ``base_lr = max_lr / base_div`` (:data:`DEFAULT_LOWER`).
     """
 
     lr: np.ndarray
@@ -108,7 +110,8 @@ class RangeTestResult:
         return (
             f"RangeTestResult(steps={len(self.lr)}/{self.steps}, step_mode={self.step_mode!r}, "
             f"lr={self.min_lr:.3g}..{self.max_lr:.3g}, stop_reason={self.stop_reason!r}, "
-            f"rule={DEFAULT_RULE!r}, suggested_base_lr={fmt(self.suggested_base_lr)}, "
+            f"rule={DEFAULT_RULE!r}, peak_factor={DEFAULT_PEAK_FACTOR:g}, "
+            f"suggested_base_lr={fmt(self.suggested_base_lr)}, "
             f"suggested_max_lr={fmt(self.suggested_max_lr)})"
         )
 
@@ -284,15 +287,24 @@ class RangeTestResult:
 
     @property
     def suggested_base_lr(self) -> float | None:
-        """``base_lr`` of :data:`DEFAULT_RULE`'s suggestion; None if it found no range."""
+        """The default workflow's lower bound: :attr:`suggested_max_lr` / :data:`DEFAULT_LOWER`.
+
+        :data:`DEFAULT_RULE`'s ``base_lr`` times ``DEFAULT_PEAK_FACTOR``: what
+        :meth:`cyclic_lr` cycles from by default. None if the rule found no range.
+        """
         found = self.suggest()
-        return None if found is None else found.base_lr
+        return None if found is None else found.base_lr * DEFAULT_PEAK_FACTOR
 
     @property
     def suggested_max_lr(self) -> float | None:
-        """``max_lr`` of :data:`DEFAULT_RULE`'s suggestion; None if it found no range."""
+        """The default workflow's peak: :data:`DEFAULT_RULE`'s ``max_lr`` times ``DEFAULT_PEAK_FACTOR``.
+
+        What :meth:`one_cycle` peaks at and :meth:`cyclic_lr` cycles to by default
+        (``result.suggest().max_lr`` is the rule's own reading). None if the rule found
+        no range.
+        """
         found = self.suggest()
-        return None if found is None else found.max_lr
+        return None if found is None else found.max_lr * DEFAULT_PEAK_FACTOR
 
     def _require(self, rule: str | SuggestionRule | None, base_div: float) -> Suggestion:
         found = self.suggest(rule, base_div=base_div)
@@ -307,6 +319,12 @@ class RangeTestResult:
                 "hand from result.plot()."
             )
         return found
+
+    @staticmethod
+    def _peak_factor(rule: str | SuggestionRule | None, peak_factor: float | None) -> float:
+        if peak_factor is None:
+            return DEFAULT_PEAK_FACTOR if rule is None else 1.0
+        return checks.real("peak_factor", peak_factor, low=0.0, low_open=True)
 
     def _resolution_note(self) -> str:
         """A hint when an exponential sweep was coarser than the rules were chosen at."""
@@ -340,9 +358,10 @@ class RangeTestResult:
         *,
         rule: str | SuggestionRule | None = None,
         base_div: float = DEFAULT_LOWER,
+        peak_factor: float | None = None,
         **kwargs: Any,
     ) -> CyclicLR:
-        """A :class:`~clrplug.CyclicLR` between a rule's suggested bounds.
+        """A :class:`~clrplug.CyclicLR` between a rule's suggested bounds, times ``peak_factor``.
 
         Args:
             step_size: training iterations per half cycle. Default: 4 epochs' worth
@@ -351,6 +370,10 @@ class RangeTestResult:
             mode: the policy, e.g. ``"triangular2"``.
             rule: the rule (see :meth:`suggest`); default :data:`DEFAULT_RULE`.
             base_div: ``base_lr = max_lr / base_div`` unless the rule gives its own.
+            peak_factor: both bounds are the rule's times this. Default: with the
+                default rule, :data:`~clrplug.range_test.defaults.DEFAULT_PEAK_FACTOR`
+                (so the cycle runs from :attr:`suggested_base_lr` to
+                :attr:`suggested_max_lr`); with a rule you name, 1.
             **kwargs: any other :class:`~clrplug.CyclicLR` argument (``gamma``, ...).
 
         Raises:
@@ -358,6 +381,7 @@ class RangeTestResult:
             InvalidArgumentError: ``step_size`` is None and the epoch length unknown.
         """
         found = self._require(rule, base_div)
+        factor = self._peak_factor(rule, peak_factor)
         if step_size is None:
             if not self.steps_per_epoch:
                 raise InvalidArgumentError(
@@ -369,7 +393,8 @@ class RangeTestResult:
         from clrplug.callback import CyclicLR
 
         return CyclicLR(
-            base_lr=found.base_lr, max_lr=found.max_lr, step_size=step_size, mode=mode, **kwargs
+            base_lr=found.base_lr * factor, max_lr=found.max_lr * factor, step_size=step_size,
+            mode=mode, **kwargs,
         )
 
     def one_cycle(
@@ -399,9 +424,7 @@ class RangeTestResult:
             ClrplugError: the rule found no range.
         """
         found = self._require(rule, DEFAULT_LOWER)
-        if peak_factor is None:
-            peak_factor = DEFAULT_PEAK_FACTOR if rule is None else 1.0
-        factor = checks.real("peak_factor", peak_factor, low=0.0, low_open=True)
+        factor = self._peak_factor(rule, peak_factor)
         from clrplug.one_cycle import OneCycleLR
 
         return OneCycleLR(

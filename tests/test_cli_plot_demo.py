@@ -119,14 +119,16 @@ def test_demo_verbose_restores_keras_output(argv, verbose):
 
 
 def test_demo_workflow_follows_the_default_rule():
-    # The workflow's one run is result.one_cycle(): it peaks at DEFAULT_RULE's max_lr.
+    # The workflow's one run is result.one_cycle(): it peaks at DEFAULT_RULE's max_lr
+    # times DEFAULT_PEAK_FACTOR.
     from clrplug import demo
     from clrplug.range_test import DEFAULT_RULE
+    from clrplug.range_test.defaults import DEFAULT_PEAK_FACTOR
 
     result = demo._range_test(demo.load_digits_data(0), 0)
     found = result.suggest()
     assert found is not None and found.rule == DEFAULT_RULE
-    assert result.one_cycle(total_steps=500).max_lr == found.max_lr
+    assert result.one_cycle(total_steps=500).max_lr == pytest.approx(found.max_lr * DEFAULT_PEAK_FACTOR)
 
 
 def test_the_demo_is_not_the_benchmark_harness():

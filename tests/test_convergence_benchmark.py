@@ -103,22 +103,26 @@ def _unit(max_lr, fixed_best, ladder):
             "one_cycle": {str(k): v for k, v in ladder.items()}}
 
 
-def test_generalise_scores_a_candidate_by_the_nearest_ladder_run_and_chooses_on_the_others():
+def test_generalise_scores_a_candidate_on_the_ladder_and_chooses_the_safest_on_the_others(
+        monkeypatch):
     g = _generalise()
-    ladder = {0.01: 80.0, 0.0316: 88.0, 0.1: 90.0, 0.316: 91.0}
-    # Rule "a" suggests 0.03 (1cycle there: 88, 2 points short of the grid's 90); doubled,
-    # 0.06 is nearest 0.0316 still; tripled, 0.09 is nearest 0.1 (90: within 0.5).
-    unit = _unit({"a": 0.03, "b": 0.1}, 90.0, ladder)
-    assert g.gap([unit], "a", 1.0) == -2.0
-    assert g.gap([unit], "a", 3.0) == 0.0
-    assert g.gap([unit], "b", 1.0) == 0.0
-    assert g.gap([unit], "a", 0.1) is None  # 0.003: no ladder run within a factor 1.8
-    # "b" x1 is within 0.5 on both tasks, "a" x3 only on the first.
-    other = _unit({"a": 0.01, "b": 0.1}, 91.0, {0.0316: 80.0, 0.1: 91.0})
-    units = {"t1": [unit], "t2": [other]}
-    assert g.choose(units, ["t1", "t2"]) == ("b", 1.0)
-    # On t1 alone several are within 0.5; b x2 (0.2, nearest 0.316: 91) is 1 point above.
-    assert g.choose(units, ["t1"]) == ("b", 2.0)
-    # A rule with no suggestion scores as a failure.
-    none = _unit({"a": None, "b": 0.1}, 90.0, ladder)
-    assert g.gap([none], "a", 1.0) == -100.0
+    unit = _unit({"a": 0.1, "none": None}, 90.0, {0.01: 80.0, 0.1: 90.0, 1.0: 60.0})
+    # On a ladder run, its accuracy; between two, linear in log(rate); off the ladder, None.
+    assert g.gap([unit], "a", 1.0) == 0.0
+    assert g.gap([unit], "a", 10 ** -0.5) == pytest.approx(-5.0)  # halfway 0.01..0.1: 85
+    assert g.gap([unit], "a", 100.0) is None
+    assert g.gap([unit], "none", 1.0) == -100.0  # no suggestion: a failure
+    # Both rules within 0.5 on both tasks. "bold" is above the grid (+1, +0.4) but its peak
+    # doubled collapses on t2; "safe" holds with its peak halved and doubled. Gains above
+    # the grid earn nothing, so robustness decides (the old choice, the best worst gap,
+    # took "bold").
+    monkeypatch.setattr(g, "FACTORS", (1.0,))
+    rates = (0.0125, 0.025, 0.05, 0.1, 0.2, 0.4)
+    t1 = _unit({"bold": 0.1, "safe": 0.05}, 90.0, dict(zip(rates, (85, 90, 90, 91, 90, 10), strict=True)))
+    t2 = _unit({"bold": 0.1, "safe": 0.05}, 90.0, dict(zip(rates, (85, 90, 90, 90.4, 10, 10), strict=True)))
+    units = {"t1": [t1], "t2": [t2]}
+    assert g.score(units, ["t1", "t2"], ("bold", 1.0))[:3] == (2, 0.0, 1)
+    assert g.score(units, ["t1", "t2"], ("safe", 1.0))[:3] == (2, 0.0, 2)
+    assert g.choose(units, ["t1", "t2"]) == ("safe", 1.0)
+    # Chosen on t1 alone, both hold: the full tie goes to the rule's name.
+    assert g.choose(units, ["t1"]) == ("bold", 1.0)

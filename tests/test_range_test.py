@@ -236,23 +236,24 @@ def test_sweep_schedule_in_graph_matches_host_formula(mode):
     assert graph[0] == pytest.approx(1e-4, rel=1e-6)  # before start: min_lr
 
 
-def test_a_bound_sweep_keeps_its_numbers_in_variables_and_unbinds_cleanly():
+def test_the_sweep_adds_no_variable_and_the_optimizer_comes_back_as_it_was():
+    """During the test the optimizer holds its own variables only (the sweep's numbers are
+    constants of the step); afterwards its rate object and variables are the same objects."""
     model = _classifier()
     optimizer = model.optimizer
     optimizer.build(model.trainable_variables)
-    before = list(optimizer.variables)
-    sweep = SweepSchedule(1e-3, 1.0, 10, "linear", start=4)
-    sweep.bind(optimizer)
-    assert sweep.bound and len(optimizer.variables) == len(before) + sweep.variable_count
-    added = optimizer.variables[len(before):]
-    assert all(v.path.split("/")[-1].startswith("clrplug_sweep") for v in added)
-    # The step mode is a number in the variables, not a constant of the traced step.
-    ints = _numpy(added[0])
-    assert list(ints[:3]) == [4, 10, 0]
-    sweep.unbind()
-    assert not sweep.bound and sweep.optimizer is None
-    assert len(optimizer.variables) == len(before)
+    before, rate = list(optimizer.variables), optimizer._learning_rate
+    seen = []
+
+    class Look(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append([v.path for v in self.model.optimizer.variables])
+
+    x, y = _data(32)
+    clrplug.lr_range_test(model, x, y, batch_size=8, steps=6, verbose=0, callbacks=[Look()])
+    assert seen and all(paths == [v.path for v in before] for paths in seen)
     assert all(a is b for a, b in zip(optimizer.variables, before, strict=True))
+    assert len(optimizer.variables) == len(before) and optimizer._learning_rate is rate
 
 
 @pytest.mark.parametrize(

@@ -72,8 +72,6 @@ class ScheduleCallback(keras.callbacks.Callback):
         self._next_check = 0  # batch at which on_train_batch_begin has work to do
         self._epoch_count = 0  # the callback count when the epoch began
         self._first_epoch = True  # the next epoch begin is a fit's first
-        # The optimizer's own rate Variable while ours is installed, its index among the
-        # optimizer's variables, and its value then: given back when the fit ends.
         self._steps: StepCache | None = None  # the last fit's step, to use again
 
     # -- subclass hooks ---------------------------------------------------------------

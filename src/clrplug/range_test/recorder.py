@@ -91,7 +91,7 @@ class Recorder(keras.callbacks.Callback):
         row = len(self.iterations)
         if row == 0:
             # Compile metrics are built by the first step (on TensorFlow, when it is traced).
-            self._non_mean = non_mean_names(self._model)
+            self._non_mean = non_mean_names(compat.callback_model(self))
         if row == self._epoch_row:
             # Full batch size, for the epoch's possibly smaller last batch (JAX: one sync).
             count = loss_count(self.model)
@@ -111,7 +111,7 @@ class Recorder(keras.callbacks.Callback):
         ):
             self.validation[row] = self._validate()
         if self._done >= self._plan:
-            self._model.stop_training = True
+            compat.callback_model(self).stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         row = len(self.iterations) - 1
@@ -169,7 +169,7 @@ class Recorder(keras.callbacks.Callback):
 
     def _stop(self, reason: str) -> None:
         self.stop_reason = reason
-        self._model.stop_training = True
+        compat.callback_model(self).stop_training = True
 
     def _validate(self) -> dict[str, float]:
         """Evaluate on the validation data without disturbing the epoch's running means."""

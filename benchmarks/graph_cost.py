@@ -58,7 +58,7 @@ from step_overhead import (  # the sibling script, found through sys.path
     requested_variants,
 )
 
-DEFAULT_VARIANTS = "keras,bound,builtin,plugin,lambda,momentum,onecycle"
+DEFAULT_VARIANTS = "keras,restarts,schedule,builtin,plugin,lambda,momentum,onecycle"
 INSTALL_STEPS = 20  # the short fit() that installs each variant's rate and traces the step
 
 
@@ -149,6 +149,11 @@ def main() -> int:
             model = build_model(VARIANTS[name])
             callbacks = VARIANTS[name].factory()
             model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=callbacks)
+            for callback in callbacks:
+                # A clrplug callback gives the model back plain when its fit ends: install
+                # its rate again, with the step the fit traced (what every step of a fit runs).
+                if hasattr(callback, "attach"):
+                    callback.attach(model)
             ops.setdefault(name, _graph_ops(model))
             iterator = iter(dataset)
             for _ in range(2 * args.block):  # warm

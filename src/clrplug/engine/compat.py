@@ -360,8 +360,7 @@ def guard_train_function(model: Any, on_error: Callable[[], None],
     its time, reaches ``on_error`` on its way out (no callback hook runs then).
     ``after`` runs after every call (a traced step may have left tensors on the host).
     """
-    model.make_train_function(force=True)
-    clear_trace_cache(model.train_function)
+    rebuild_train_function(model)
     object.__setattr__(model, "train_function", _GuardedStep(model.train_function, on_error, after))
 
 

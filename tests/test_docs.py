@@ -122,6 +122,12 @@ NOT_RUN: list[tuple[Callable[[list[str]], bool], str]] = [
         "the developer entry point: CI itself runs it",
     ),
     (
+        lambda w: w[:1] in (["python"], ["python3"]) and w[1:2] in (
+            ["train_jax.py"], ["train_tf.py"], ["train_torch.py"]),
+        "a worker of docs/distributed.md's two-process examples: "
+        "tests/test_multiworker.py starts two of them",
+    ),
+    (
         lambda w: any(word.startswith("benchmarks/") for word in w),
         "a benchmark: minutes of timed runs, figures go into the docs by hand",
     ),

@@ -83,11 +83,36 @@ def _check_model(model: Any) -> None:
             f"model {model.name!r} is not built, so its weights cannot be saved and restored: "
             "give it a keras.Input, or call model.build(input_shape) first."
         )
+    _refuse_multi_worker(model)
     inner = compat.inner_optimizer(model.optimizer)
     if not compat.has_rate(inner):
         raise InvalidArgumentError(
             f"model.optimizer ({type(inner).__name__}) has no learning rate the test can sweep; "
             "use a keras.optimizers.Optimizer."
+        )
+
+
+def _tf_workers(model: Any) -> tuple[str, int]:
+    """The TensorFlow strategy ``model`` trains under and its number of worker processes
+    (``chief`` and ``worker`` tasks of its cluster; 1 without a cluster)."""
+    strategy = getattr(model, "distribute_strategy", None)  # the TensorFlow trainer's
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return type(strategy).__name__, 1
+    spec = resolver.cluster_spec().as_dict()
+    return type(strategy).__name__, max(1, sum(len(spec.get(job, ())) for job in ("chief", "worker")))
+
+
+def _refuse_multi_worker(model: Any) -> None:
+    if keras.backend.backend() != "tensorflow":
+        return
+    name, workers = _tf_workers(model)
+    if workers > 1:
+        raise InvalidArgumentError(
+            f"the range test does not run under {name} with {workers} workers: Keras 3's fit "
+            "fails there (keras-team/keras#20585; MultiWorkerMirroredStrategy). Run the "
+            "range test in one process, on one worker without the strategy, and give its "
+            "suggestion (result.suggested_max_lr) to every worker's schedule."
         )
 
 
@@ -226,7 +251,9 @@ def lr_range_test(
         A :class:`~clrplug.range_test.RangeTestResult`.
 
     Raises:
-        InvalidArgumentError: a bad argument; raised before the model is touched.
+        InvalidArgumentError: a bad argument, or a model under a multi-worker TensorFlow
+            strategy (Keras' fit fails there; docs/distributed.md); raised before the
+            model is touched.
 
     Example:
 

@@ -139,6 +139,37 @@ def test_a_fit_a_step_of_which_raised_leaves_a_plain_optimizer(kind: str, error:
     _assert_plain(model, optimizer_factory, *_expected(kind, 4))  # the failed step's rate
 
 
+class _FailingValidation(keras.Sequential):
+    """A model whose evaluation step raises ``KeyboardInterrupt`` on its ``at``-th call."""
+
+    def __init__(self, *args: Any, at: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls, self.at = 0, at
+
+    def test_step(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls == self.at:
+            raise KeyboardInterrupt("stop")
+        return super().test_step(*args, **kwargs)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_fit_interrupted_in_its_validation_leaves_a_plain_optimizer(kind: str) -> None:
+    optimizer_factory, callback_factory = KINDS[kind]
+    model = _FailingValidation([keras.Input((3,)), keras.layers.Dense(2)], at=2)
+    model.compile(optimizer=optimizer_factory(), loss="mse", run_eagerly=True)
+    x, y = _data()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=2, epochs=2, validation_data=(x, y), validation_batch_size=4,
+                  callbacks=[callback_factory()], verbose=0)
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 6  # one epoch
+    _assert_plain(model, optimizer_factory, *_expected(kind, 6))
+    # The model's own test function is back: evaluate() runs as before the fit.
+    assert "clrplug" not in type(model.test_function).__module__
+    model.at = -1
+    model.evaluate(x, y, verbose=0)
+
+
 def test_an_exception_outside_the_steps_leaves_the_rate_until_detach() -> None:
     """No Keras hook runs when another callback raises: the cycle's rate stays installed
     (training on with the callback continues it); ``detach()`` makes the optimizer plain."""

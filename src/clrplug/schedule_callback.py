@@ -10,8 +10,7 @@ how to make and start a schedule.
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import keras
@@ -27,20 +26,6 @@ from clrplug.errors import ClrplugError
 from clrplug.history import Recorder, samples_per_batch
 
 __all__ = ["ScheduleCallback"]
-
-
-def _assign_through(callback: ScheduleCallback, rate: OptimizerRate) -> Callable[[float], None]:
-    """``rate.assign`` via ``callback`` while it lives; the model keeps no reference to it."""
-    reference = weakref.ref(callback)
-
-    def on_assign(value: float) -> None:
-        owner = reference()
-        if owner is None:
-            rate.schedule.hold(value)
-        else:
-            owner._plain_rate_set(rate, value)
-
-    return on_assign
 
 
 class ScheduleCallback(keras.callbacks.Callback):
@@ -216,7 +201,7 @@ class ScheduleCallback(keras.callbacks.Callback):
             # callback's cycle, not that optimizer's old position.
             self._start(raw // accumulation, reached, previous)
         installation.apply(schedule, self._interrupted, self._steps)
-        rate.on_assign = _assign_through(self, rate)
+        rate.route_assign(self._plain_rate_set)
         self._record_segment()
 
     def _traced(self) -> int:
@@ -402,6 +387,15 @@ class ScheduleCallback(keras.callbacks.Callback):
             logs["learning_rate"] = rate
             if moment is not None:
                 logs["momentum"] = moment
+
+    def on_test_begin(self, logs: Mapping[str, Any] | None = None) -> None:
+        # This fit's validation: a step that raises (Ctrl-C) makes the optimizer plain too.
+        if self.attached and self._installation is not None:
+            self._installation.guard_validation(self._interrupted)
+
+    def on_test_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        if self._installation is not None:
+            self._installation.unguard_validation()
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         # As the seed's callback left it: a plain optimizer, its rate (and momentum) what

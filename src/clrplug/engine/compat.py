@@ -47,6 +47,7 @@ __all__ = [
     "carry_state",
     "clear_trace_cache",
     "counter",
+    "guard_test_function",
     "guard_train_function",
     "has_rate",
     "inner_optimizer",
@@ -362,6 +363,27 @@ def guard_train_function(model: Any, on_error: Callable[[], None],
     """
     rebuild_train_function(model)
     object.__setattr__(model, "train_function", _GuardedStep(model.train_function, on_error, after))
+
+
+def guard_test_function(model: Any, on_error: Callable[[], None]) -> Callable[[], None]:
+    """Let ``on_error`` run when a step of the evaluation now beginning raises; returns
+    what puts the model's own test function back.
+
+    ``evaluate`` (also ``fit``'s validation) builds ``model.test_function`` before the
+    callbacks' ``on_test_begin`` and calls it for every step (Keras 3.15): a Ctrl-C in a
+    long validation reaches ``on_error`` on its way out of ``fit``.
+    """
+    function = getattr(model, "test_function", None)
+    if function is None or isinstance(function, _GuardedStep):
+        return lambda: None
+    guarded = _GuardedStep(function, on_error, None)
+    object.__setattr__(model, "test_function", guarded)
+
+    def unguard() -> None:
+        if getattr(model, "test_function", None) is guarded:
+            object.__setattr__(model, "test_function", function)
+
+    return unguard
 
 
 #: The optimizer attribute that carries a callback's ``CycleState`` during its fit.

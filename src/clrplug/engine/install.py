@@ -40,6 +40,7 @@ class Installation:
             self.plain = (current, index, float(np.asarray(keras.ops.convert_to_numpy(current))))
         self.own_function = getattr(model, "train_function", None)
         self.traced_version = -1  # the schedule's version the fit's step was traced with
+        self._unguard_test: Callable[[], None] | None = None  # during the fit's validation
 
     @property
     def active(self) -> bool:
@@ -69,11 +70,24 @@ class Installation:
         compat.guard_train_function(self.model, on_error, after)
         self.traced_version = schedule.version
 
+    def guard_validation(self, on_error: Callable[[], None]) -> None:
+        """The evaluation now beginning (a fit's validation): a step that raises calls
+        ``on_error`` before the exception leaves ``fit``, as a training step does."""
+        self.unguard_validation()
+        self._unguard_test = compat.guard_test_function(self.model, on_error)
+
+    def unguard_validation(self) -> None:
+        """The model's own test function back (the evaluation ended, or a step raised)."""
+        unguard, self._unguard_test = self._unguard_test, None
+        if unguard is not None:
+            unguard()
+
     def undo(self, rate: float) -> StepCache:
         """The optimizer's rate Variable back at its index, holding ``rate``; no numbers
         carried; the model's own train function back (built, untraced, if it had none).
         Returns what lets the next fit on this model use this fit's step again."""
         optimizer, model = self.optimizer, self.model
+        self.unguard_validation()
         plain = self.plain
         if plain is None:  # installed over a rate loaded with the model (saved mid-fit)
             plain = (compat.new_rate_variable(optimizer), compat.rate_variable_index(optimizer), rate)

@@ -11,6 +11,7 @@ variable to the optimizer; when the fit ends both are gone and the optimizer is 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -59,6 +60,20 @@ class OptimizerRate:
             self.on_assign(rate)
         else:
             self.schedule.hold(rate)
+
+    def route_assign(self, handler: Callable[[OptimizerRate, float], None]) -> None:
+        """Let :meth:`assign` call ``handler(self, rate)`` (a bound method: the installing
+        callback's) while its object lives; the model keeps no reference to that object."""
+        method = weakref.WeakMethod(handler)
+
+        def on_assign(value: float) -> None:
+            live = method()
+            if live is None:
+                self.schedule.hold(value)
+            else:
+                live(self, value)
+
+        self.on_assign = on_assign
 
     def get_config(self) -> dict[str, Any]:
         return {"schedule": keras.saving.serialize_keras_object(self.schedule)}

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """One worker of a multi-process training scenario; tests/test_multiworker.py starts them.
 
-    python tests/multiworker_worker.py SCENARIO RANK WORLD ADDRESS OUTDIR
+    python tests/multiworker_worker.py SCENARIO[,SCENARIO...] RANK WORLD ADDRESS OUTDIR
 
-Every worker of a scenario runs the same script and prints one line ``RESULT <json>``:
-what it applied and recorded, which the test compares across workers and with the
-oracles. The backend comes from ``KERAS_BACKEND``:
+Every worker runs the same script and prints one line ``RESULT <json>``: for each
+scenario, what it applied and recorded, which the tests compare across workers and with
+the oracles. The backend comes from ``KERAS_BACKEND``:
 
 * **JAX**: ``keras.distribution.initialize`` (``jax.distributed`` with ``ADDRESS`` as the
   coordinator; Gloo collectives on CPU), then ``keras.distribution.DataParallel`` over the
@@ -259,6 +259,8 @@ SCENARIOS = {"jax_fit": jax_fit, "jax_resume": jax_resume, "jax_range_test": jax
              "tf_loop": tf_loop, "tf_fit": tf_fit, "torch_loop": torch_loop}
 
 if __name__ == "__main__":
-    result = SCENARIOS[SCENARIO]()
+    # Several scenarios, comma-separated, run one after the other in the same processes
+    # (a process pair's start-up costs more than most scenarios).
+    result: dict[str, Any] = {name: SCENARIOS[name]() for name in SCENARIO.split(",")}
     result["rank"] = RANK
     print("RESULT " + json.dumps(result), flush=True)

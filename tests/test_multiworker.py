@@ -95,7 +95,8 @@ def tf_config(rank: int, ports: list[int]) -> dict[str, str]:
 
 
 def run_workers(scenario: str, tmp_path: Path) -> list[dict[str, Any]]:
-    """Run a scenario of tests/multiworker_worker.py; each worker's result by rank."""
+    """Run scenarios of tests/multiworker_worker.py (comma-separated) on one pair of
+    processes; each worker's results by rank."""
     outcomes = start_workers(
         lambda rank, ports: [str(WORKER), scenario, str(rank), str(WORLD),
                              f"localhost:{ports[0]}", str(tmp_path)],
@@ -107,6 +108,16 @@ def run_workers(scenario: str, tmp_path: Path) -> list[dict[str, Any]]:
         results.append(json.loads(lines[-1][len("RESULT "):]))
     assert [r["rank"] for r in results] == list(range(WORLD))
     return results
+
+
+#: The scenarios of each backend, run once for this module by one pair of processes.
+SCENARIOS = {"jax": "jax_fit,jax_resume,jax_range_test", "tensorflow": "tf_loop,tf_fit",
+             "torch": "torch_loop"}
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    return run_workers(SCENARIOS[keras.backend.backend()], tmp_path_factory.mktemp("workers"))
 
 
 def assert_same_on_every_worker(results: list[dict[str, Any]], *keys: str) -> None:
@@ -141,8 +152,8 @@ tf_only = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
 
 
 @jax_only
-def test_jax_two_processes_apply_the_single_process_rates(tmp_path: Path) -> None:
-    results = run_workers("jax_fit", tmp_path)
+def test_jax_two_processes_apply_the_single_process_rates(workers: list[dict[str, Any]]) -> None:
+    results = [worker["jax_fit"] for worker in workers]
     steps = STEPS * EPOCHS
     for rank, result in enumerate(results):
         assert result["process_index"] == rank and result["local_devices"] == 1
@@ -178,9 +189,9 @@ def test_jax_two_processes_apply_the_single_process_rates(tmp_path: Path) -> Non
 
 @jax_only
 def test_jax_backup_and_restore_resumes_both_workers_in_the_middle_of_an_epoch(
-    tmp_path: Path,
+    workers: list[dict[str, Any]],
 ) -> None:
-    results = run_workers("jax_resume", tmp_path)
+    results = [worker["jax_resume"] for worker in workers]
     assert_same_on_every_worker(results, "first", "resumed", "history", "end_iterations")
     result = results[0]
     oracle = seed_rates(np.arange(8 * STEPS), **CYCLIC, mode="triangular2")
@@ -201,8 +212,8 @@ def test_jax_backup_and_restore_resumes_both_workers_in_the_middle_of_an_epoch(
 
 
 @jax_only
-def test_jax_range_test_runs_on_every_worker_and_restores_each(tmp_path: Path) -> None:
-    results = run_workers("jax_range_test", tmp_path)
+def test_jax_range_test_runs_on_every_worker_and_restores_each(workers: list[dict[str, Any]]) -> None:
+    results = [worker["jax_range_test"] for worker in workers]
     # The loss of a step is the global batch's: the curves, and so the stop, agree.
     assert_same_on_every_worker(results, "lr", "loss", "stop_reason")
     for result in results:
@@ -233,9 +244,9 @@ def check_custom_loop(results: list[dict[str, Any]]) -> None:
 
 @tf_only
 def test_tf_multi_worker_custom_loop_applies_the_schedule_on_every_worker(
-    tmp_path: Path,
+    workers: list[dict[str, Any]],
 ) -> None:
-    results = run_workers("tf_loop", tmp_path)
+    results = [worker["tf_loop"] for worker in workers]
     assert [r["task"] for r in results] == [["worker", 0], ["worker", 1]]
     assert all(r["replicas"] == WORLD for r in results)
     check_custom_loop(results)
@@ -243,9 +254,9 @@ def test_tf_multi_worker_custom_loop_applies_the_schedule_on_every_worker(
 
 @torch_only
 def test_torch_distributed_custom_loop_applies_the_schedule_on_every_worker(
-    tmp_path: Path,
+    workers: list[dict[str, Any]],
 ) -> None:
-    results = run_workers("torch_loop", tmp_path)
+    results = [worker["torch_loop"] for worker in workers]
     assert all(r["world"] == WORLD for r in results)
     # Keras' distribution API has no PyTorch implementation (docs/distributed.md).
     assert all(r["keras_distribution"] != "available" for r in results)
@@ -253,8 +264,8 @@ def test_torch_distributed_custom_loop_applies_the_schedule_on_every_worker(
 
 
 @tf_only
-def test_tf_multi_worker_fit_fails_in_keras_and_the_range_test_refuses(tmp_path: Path) -> None:
-    results = run_workers("tf_fit", tmp_path)
+def test_tf_multi_worker_fit_fails_in_keras_and_the_range_test_refuses(workers: list[dict[str, Any]]) -> None:
+    results = [worker["tf_fit"] for worker in workers]
     for result in results:
         # Keras' own failure, with no clrplug callback in the fit (keras-team/keras#20585).
         # When this assertion fails, Keras trains under the strategy: add the CyclicLR,

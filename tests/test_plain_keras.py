@@ -170,6 +170,31 @@ def test_a_fit_interrupted_in_its_validation_leaves_a_plain_optimizer(kind: str)
     model.evaluate(x, y, verbose=0)
 
 
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_the_callback_given_to_evaluate_and_predict_leaves_the_optimizer_as_found(kind: str) -> None:
+    """The same callbacks list passed to fit, evaluate and predict (Keras calls set_model,
+    which installs the rate, for each): outside a fit the optimizer is left as found."""
+    optimizer_factory, callback_factory = KINDS[kind]
+    model, callback = _compiled(optimizer_factory()), callback_factory()
+    x, y = _data()
+    own = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+    model.evaluate(x, y, callbacks=[callback], verbose=0)
+    model.predict(x, callbacks=[callback], verbose=0)
+    _assert_plain(model, optimizer_factory, own, None)
+    model.fit(x, y, batch_size=2, epochs=1, validation_data=(x, y), callbacks=[callback], verbose=0)
+    for evaluate in (True, False):  # the rate the fit left stays
+        if evaluate:
+            model.evaluate(x, y, callbacks=[callback], verbose=0)
+        else:
+            model.predict(x, callbacks=[callback], verbose=0)
+        _assert_plain(model, optimizer_factory, *_expected(kind, 6))
+        assert "clrplug" not in type(model.test_function).__module__
+        assert "clrplug" not in type(model.train_function).__module__
+    # And the next fit continues the cycle where the last one left it.
+    model.fit(x, y, batch_size=2, epochs=1, callbacks=[callback], verbose=0)
+    _assert_plain(model, optimizer_factory, *_expected(kind, 12))
+
+
 def test_an_exception_outside_the_steps_leaves_the_rate_until_detach() -> None:
     """No Keras hook runs when another callback raises: the cycle's rate stays installed
     (training on with the callback continues it); ``detach()`` makes the optimizer plain."""

@@ -57,6 +57,7 @@ class ScheduleCallback(keras.callbacks.Callback):
         self._next_check = 0  # batch at which on_train_batch_begin has work to do
         self._epoch_count = 0  # the callback count when the epoch began
         self._first_epoch = True  # the next epoch begin is a fit's first
+        self._fitting = False  # between a fit's on_train_begin and its end
         self._steps: StepCache | None = None  # the last fit's step, to use again
 
     # -- subclass hooks ---------------------------------------------------------------
@@ -107,7 +108,10 @@ class ScheduleCallback(keras.callbacks.Callback):
         optimizer plain now, the rate what the schedule gives the step that failed."""
         if self._installation is not None:
             compat.sync_state(self._installation.model)  # on JAX, before the variables change
-        self.detach()
+        if self._fitting:
+            self.detach()
+        else:
+            self.on_predict_end()
 
     def _retrace(self) -> None:
         """Have the model trace its step again if the schedule's numbers changed since it
@@ -235,6 +239,7 @@ class ScheduleCallback(keras.callbacks.Callback):
         ``moment`` (None: what it had before the callback drove it)."""
         installation = self._installation
         assert installation is not None
+        self._fitting = False
         self._steps = installation.undo(rate)
         self.schedule.unbind(moment)
         self._installation = None
@@ -308,7 +313,7 @@ class ScheduleCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: Mapping[str, Any] | None = None) -> None:
         self.attach(self.model)
-        self._first_epoch = True
+        self._first_epoch, self._fitting = True, True
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         if self._first_epoch:
@@ -389,18 +394,22 @@ class ScheduleCallback(keras.callbacks.Callback):
                 logs["momentum"] = moment
 
     def on_test_begin(self, logs: Mapping[str, Any] | None = None) -> None:
-        # This fit's validation: a step that raises (Ctrl-C) makes the optimizer plain too.
-        if self.attached and self._installation is not None:
+        if self._installation is not None:  # a step that raises (Ctrl-C): a plain optimizer
             self._installation.guard_validation(self._interrupted)
 
     def on_test_end(self, logs: Mapping[str, Any] | None = None) -> None:
         if self._installation is not None:
             self._installation.unguard_validation()
+        self.on_predict_end()
+
+    def on_predict_end(self, logs: Mapping[str, Any] | None = None) -> None:
+        # evaluate() or predict() given this callback, outside a fit: set_model installed
+        # the rate; the optimizer goes back as it was found.
+        if not self._fitting and self._installation is not None:
+            self._make_plain(*self._installation.found())
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
-        # As the seed's callback left it: a plain optimizer, its rate (and momentum) what
-        # the schedule gives the next step.
-        self.detach()
+        self.detach()  # as the seed's callback left it: plain, at the next step's rate
 
     def _count_updates(self, batch: int) -> None:
         """Record the real count after the steps before ``batch`` (LossScaleOptimizer)."""

@@ -374,7 +374,9 @@ def guard_test_function(model: Any, on_error: Callable[[], None]) -> Callable[[]
     long validation reaches ``on_error`` on its way out of ``fit``.
     """
     function = getattr(model, "test_function", None)
-    if function is None or isinstance(function, _GuardedStep):
+    if isinstance(function, _GuardedStep):  # left by an evaluation that did not end
+        function = function.__wrapped__
+    if function is None:
         return lambda: None
     guarded = _GuardedStep(function, on_error, None)
     object.__setattr__(model, "test_function", guarded)

@@ -92,26 +92,23 @@ def _check_model(model: Any) -> None:
         )
 
 
-def _tf_workers(model: Any) -> tuple[str, int]:
-    """The TensorFlow strategy ``model`` trains under and its number of worker processes
-    (``chief`` and ``worker`` tasks of its cluster; 1 without a cluster)."""
-    strategy = getattr(model, "distribute_strategy", None)  # the TensorFlow trainer's
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None:
-        return type(strategy).__name__, 1
-    spec = resolver.cluster_spec().as_dict()
-    return type(strategy).__name__, max(1, sum(len(spec.get(job, ())) for job in ("chief", "worker")))
-
-
 def _refuse_multi_worker(model: Any) -> None:
+    """Keras 3's fit fails under ``MultiWorkerMirroredStrategy`` with several workers
+    (keras-team/keras#20585): say so, and what to do, before anything changes."""
     if keras.backend.backend() != "tensorflow":
         return
-    name, workers = _tf_workers(model)
+    import tensorflow as tf  # the backend: imported already
+
+    strategy = getattr(model, "distribute_strategy", None)  # the TensorFlow trainer's
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    spec = strategy.cluster_resolver.cluster_spec().as_dict()
+    workers = sum(len(spec.get(job, ())) for job in ("chief", "worker"))
     if workers > 1:
         raise InvalidArgumentError(
-            f"the range test does not run under {name} with {workers} workers: Keras 3's fit "
-            "fails there (keras-team/keras#20585; MultiWorkerMirroredStrategy). Run the "
-            "range test in one process, on one worker without the strategy, and give its "
+            f"the range test does not run under MultiWorkerMirroredStrategy with {workers} "
+            "workers: Keras 3's fit fails there (keras-team/keras#20585). Run the range "
+            "test in one process, on one worker without the strategy, and give its "
             "suggestion (result.suggested_max_lr) to every worker's schedule."
         )
 

@@ -1,0 +1,172 @@
+"""What the rate costs in PyTorch's train step, per variant, on CPU.
+
+Why a second benchmark: on PyTorch ``step_overhead.py`` times whole ``fit()`` calls,
+and there a model's step time moves by several percent from fit to fit (a plain
+``LearningRateSchedule`` returning a constant read 0.94, quartiles 0.86 to 1.00, against
+a constant rate in one such run); a cost of a percent or two cannot be resolved that way.
+On PyTorch the step runs eagerly: the rate is computed in Python, in the optimizer's
+``apply``, at every step. Here the train function Keras built for each model is called
+directly (``model.train_function([batch])``, one step per call as ``fit()`` makes it),
+in short blocks that alternate between the variants, so that every variant sees the same
+machine from one block to the next. No callback hook runs: ``fit()`` adds those on top
+(``step_overhead.py`` splits them out).
+
+What it runs: the variants of ``step_overhead.py`` (same models, data shapes, arguments and
+callbacks; ``--variants``, ``--model``), ``--models`` models each (a model's step time
+carries a bias of its own, which several models average out). Each model first trains
+one short ``fit()`` with its variant's callbacks; a clrplug callback's rate is then
+attached again (``attach``: the model is plain when a fit ends) so that the timed step is
+the one a fit runs. Then ``--rounds`` rounds each time one block of ``--block`` calls of
+every model, in an order that rotates by one model per round, with Python's garbage
+collector off while timing.
+
+How to read the output: per variant, the median over rounds of its step time, and the
+median (and quartiles) over rounds of its extra time per step against ``fixed`` in the
+same round (each round's value is the mean over that variant's models), in microseconds
+and as a fraction of ``fixed``'s step. Timings are not asserted anywhere;
+docs/performance.md quotes runs.
+
+Run from the repository root (about four minutes with the CNN)::
+
+    .venv/bin/python benchmarks/torch_step_cost.py --model cnn
+    .venv/bin/python benchmarks/torch_step_cost.py --variants restarts,builtin --rounds 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from step_overhead import (
+    BATCH,
+    MODELS,
+    THREAD_ENV,
+    VARIANTS,
+    Unavailable,
+    _quartiles,
+    _version,
+    build_model,
+    choose_core,
+    requested_variants,
+)
+
+DEFAULT_VARIANTS = "restarts,schedule,builtin,momentum,onecycle"
+INSTALL_STEPS = 20  # the short fit() each model trains first
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="PyTorch's train step called directly, per variant (see the docstring)."
+    )
+    parser.add_argument("--variants", default=DEFAULT_VARIANTS,
+                        help=f"comma-separated, among {', '.join(VARIANTS)} "
+                             f"(default {DEFAULT_VARIANTS}); fixed is always timed")
+    parser.add_argument("--model", choices=list(MODELS), default="cnn",
+                        help="the model (default cnn: the realistic one)")
+    parser.add_argument("--models", type=int, default=3, help="models per variant (default 3)")
+    parser.add_argument("--rounds", type=int, default=30, help="timed rounds (default 30)")
+    parser.add_argument("--block", type=int, default=10, help="calls per timed block (default 10)")
+    parser.add_argument("--core", type=int, default=None, help="core to pin to (default: the last)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the process")
+    args = parser.parse_args()
+
+    requested = requested_variants(parser, args.variants)
+    if min(args.models, args.rounds, args.block) < 1:
+        parser.error("--models, --rounds and --block must be at least 1")
+    core, pin = choose_core(parser, args.core, args.no_pin)
+    if core is not None:
+        os.sched_setaffinity(0, {core})
+        pin = f"pinned to core {core}"
+
+    os.environ.update(THREAD_ENV, KERAS_BACKEND="torch")
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(1)
+
+    names = ["fixed"] + [n for n in dict.fromkeys(requested) if n != "fixed"]
+    skipped: dict[str, str] = {}
+    for name in list(names):
+        probe = VARIANTS[name].probe
+        try:
+            if probe is not None:
+                probe()
+        except Unavailable as exc:
+            skipped[name] = str(exc)
+            names.remove(name)
+
+    print("torch_step_cost: PyTorch's train step called directly, per variant")
+    print(f"command:  {' '.join([sys.executable, *sys.argv])}")
+    print(f"versions: keras {_version('keras')}, torch {_version('torch')}, "
+          f"clrplug {_version('clrplug')}")
+    print(f"run:      {pin}, one thread; model {args.model}: {MODELS[args.model][1]}; batch "
+          f"{BATCH}; {args.models} models per variant; {args.rounds} rounds of {args.block} "
+          "calls per model, order rotating")
+    for name, why in skipped.items():
+        print(f"skipped:  {name}: {why}")
+
+    rng = np.random.default_rng(0)
+    shape = MODELS[args.model][0]
+    x = rng.normal(size=(BATCH * INSTALL_STEPS, *shape)).astype("float32")
+    y = rng.integers(0, 10, size=BATCH * INSTALL_STEPS)
+    batch = (torch.from_numpy(x[:BATCH]), torch.from_numpy(y[:BATCH]))
+
+    models: list[tuple[str, Any]] = []
+    keep: list[Any] = []  # the callbacks stay alive while their rate is attached
+    for name in names:
+        spec = VARIANTS[name]
+        for _ in range(args.models):
+            model = build_model(spec, args.model)
+            callbacks = spec.factory()
+            model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=callbacks)
+            for callback in callbacks:
+                if hasattr(callback, "attach"):
+                    callback.attach(model)  # as during a fit: the rate installed
+            model.make_train_function()
+            keep.append(callbacks)
+            models.append((name, model))
+
+    per_round: dict[str, list[float]] = {name: [] for name in names}
+    extra: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(2):  # warm-up rounds
+        for _, model in models:
+            model.train_function([batch])
+    gc.disable()
+    try:
+        for round_ in range(args.rounds):
+            times: dict[str, list[float]] = {name: [] for name in names}
+            shift = round_ % len(models)
+            for name, model in models[shift:] + models[:shift]:
+                function = model.train_function
+                start = time.perf_counter()
+                for _ in range(args.block):
+                    function([batch])
+                times[name].append((time.perf_counter() - start) / args.block)
+            means = {name: statistics.fmean(values) for name, values in times.items()}
+            for name in names:
+                per_round[name].append(means[name])
+                extra[name].append(means[name] - means["fixed"])
+    finally:
+        gc.enable()
+
+    fixed = statistics.median(per_round["fixed"])
+    print(f"\nfixed step, median over rounds: {fixed * 1e6:.0f} us")
+    print(f"{'variant':<9} {'step (us)':>10} {'extra (us)':>11} {'quartiles (us)':>18} "
+          f"{'extra / step':>13}")
+    for name in names[1:]:
+        q1, median, q3 = _quartiles(extra[name])
+        print(f"{name:<9} {statistics.median(per_round[name]) * 1e6:>10.0f} {median * 1e6:>11.1f} "
+              f"{q1 * 1e6:>8.1f} to {q3 * 1e6:>6.1f} {median / fixed:>13.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

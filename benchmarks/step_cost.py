@@ -1,15 +1,18 @@
-"""What the rate costs in PyTorch's train step, per variant, on CPU.
+"""What the rate costs in the train step on PyTorch and JAX, per variant, on CPU.
 
-Why a second benchmark: on PyTorch ``step_overhead.py`` times whole ``fit()`` calls,
-and there a model's step time moves by several percent from fit to fit (a plain
-``LearningRateSchedule`` returning a constant read 0.94, quartiles 0.86 to 1.00, against
-a constant rate in one such run); a cost of a percent or two cannot be resolved that way.
-On PyTorch the step runs eagerly: the rate is computed in Python, in the optimizer's
-``apply``, at every step. Here the train function Keras built for each model is called
-directly (``model.train_function([batch])``, one step per call as ``fit()`` makes it),
-in short blocks that alternate between the variants, so that every variant sees the same
-machine from one block to the next. No callback hook runs: ``fit()`` adds those on top
-(``step_overhead.py`` splits them out).
+Why a second benchmark: ``step_overhead.py`` times whole ``fit()`` calls, and there a
+model's step time moves by several percent from fit to fit (on PyTorch a plain
+``LearningRateSchedule`` returning a constant read 0.94, quartiles 0.86 to 1.00, against a
+constant rate in one such run); a cost of a percent or two cannot be resolved that way.
+Here the train function Keras built for each model is called directly, one step per call
+as ``fit()`` makes it (PyTorch: ``model.train_function([batch])``, the eager step, where
+the rate is computed in Python in the optimizer's ``apply``; JAX: the jitted
+``model.train_function(state, iterator)`` on the trainer's state, which this script
+takes and threads through with ``Trainer._get_jax_state``, a private method: benchmark
+only), in short blocks that alternate between the variants, so that every variant sees
+the same machine from one block to the next. No callback hook runs: ``fit()`` adds those
+on top (``step_overhead.py`` splits them out). TensorFlow's compiled step has its own
+script, ``graph_cost.py``.
 
 What it runs: the variants of ``step_overhead.py`` (same models, data shapes, arguments and
 callbacks; ``--variants``, ``--model``), ``--models`` models each (a model's step time
@@ -28,8 +31,8 @@ docs/performance.md quotes runs.
 
 Run from the repository root (about four minutes with the CNN)::
 
-    .venv/bin/python benchmarks/torch_step_cost.py --model cnn
-    .venv/bin/python benchmarks/torch_step_cost.py --variants restarts,builtin --rounds 40
+    .venv/bin/python benchmarks/step_cost.py --backend torch --model cnn
+    .venv/bin/python benchmarks/step_cost.py --backend jax --model mlp --rounds 60
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from step_overhead import (
     MODELS,
     THREAD_ENV,
     VARIANTS,
+    XLA_SINGLE_THREAD,
     Unavailable,
     _quartiles,
     _version,
@@ -62,10 +66,48 @@ DEFAULT_VARIANTS = "restarts,schedule,builtin,momentum,onecycle"
 INSTALL_STEPS = 20  # the short fit() each model trains first
 
 
+class Step:
+    """Calls a model's train function as ``fit()`` does on ``backend``, on one batch."""
+
+    def __init__(self, backend: str, x: Any, y: Any) -> None:
+        self.backend = backend
+        self.states: dict[int, Any] = {}
+        if backend == "torch":
+            import torch
+
+            self.data: Any = (torch.from_numpy(x), torch.from_numpy(y))
+        else:
+            import jax.numpy as jnp
+
+            self.data = (jnp.asarray(x), jnp.asarray(y))
+
+    def prepare(self, model: Any) -> None:
+        if self.backend == "jax":  # the trainer's state, as fit() takes it (private)
+            self.states[id(model)] = model._get_jax_state(
+                trainable_variables=True, non_trainable_variables=True,
+                optimizer_variables=True, metrics_variables=True, purge_model_variables=False)
+
+    def block(self, model: Any, calls: int) -> None:
+        """``calls`` steps, finished (on JAX, the state computed) before it returns."""
+        function = model.train_function
+        if self.backend == "torch":
+            for _ in range(calls):
+                function([self.data])
+            return
+        import jax
+
+        state = self.states[id(model)]
+        for _ in range(calls):
+            _, state = function(state, iter([self.data]))
+        self.states[id(model)] = jax.block_until_ready(state)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
-        description="PyTorch's train step called directly, per variant (see the docstring)."
+        description="The train step called directly, per variant (see the docstring)."
     )
+    parser.add_argument("--backend", choices=["torch", "jax"], default="torch",
+                        help="the Keras backend (default torch)")
     parser.add_argument("--variants", default=DEFAULT_VARIANTS,
                         help=f"comma-separated, among {', '.join(VARIANTS)} "
                              f"(default {DEFAULT_VARIANTS}); fixed is always timed")
@@ -86,11 +128,15 @@ def main() -> int:
         os.sched_setaffinity(0, {core})
         pin = f"pinned to core {core}"
 
-    os.environ.update(THREAD_ENV, KERAS_BACKEND="torch")
+    os.environ.update(THREAD_ENV, KERAS_BACKEND=args.backend)
+    if args.backend == "jax":
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_SINGLE_THREAD}"
     import numpy as np
-    import torch
 
-    torch.set_num_threads(1)
+    if args.backend == "torch":
+        import torch
+
+        torch.set_num_threads(1)
 
     names = ["fixed"] + [n for n in dict.fromkeys(requested) if n != "fixed"]
     skipped: dict[str, str] = {}
@@ -103,9 +149,9 @@ def main() -> int:
             skipped[name] = str(exc)
             names.remove(name)
 
-    print("torch_step_cost: PyTorch's train step called directly, per variant")
+    print(f"step_cost: the train step called directly, per variant ({args.backend})")
     print(f"command:  {' '.join([sys.executable, *sys.argv])}")
-    print(f"versions: keras {_version('keras')}, torch {_version('torch')}, "
+    print(f"versions: keras {_version('keras')}, {args.backend} {_version(args.backend)}, "
           f"clrplug {_version('clrplug')}")
     print(f"run:      {pin}, one thread; model {args.model}: {MODELS[args.model][1]}; batch "
           f"{BATCH}; {args.models} models per variant; {args.rounds} rounds of {args.block} "
@@ -117,7 +163,7 @@ def main() -> int:
     shape = MODELS[args.model][0]
     x = rng.normal(size=(BATCH * INSTALL_STEPS, *shape)).astype("float32")
     y = rng.integers(0, 10, size=BATCH * INSTALL_STEPS)
-    batch = (torch.from_numpy(x[:BATCH]), torch.from_numpy(y[:BATCH]))
+    step = Step(args.backend, x[:BATCH], y[:BATCH])
 
     models: list[tuple[str, Any]] = []
     keep: list[Any] = []  # the callbacks stay alive while their rate is attached
@@ -131,6 +177,7 @@ def main() -> int:
                 if hasattr(callback, "attach"):
                     callback.attach(model)  # as during a fit: the rate installed
             model.make_train_function()
+            step.prepare(model)
             keep.append(callbacks)
             models.append((name, model))
 
@@ -138,17 +185,15 @@ def main() -> int:
     extra: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(2):  # warm-up rounds
         for _, model in models:
-            model.train_function([batch])
+            step.block(model, 1)
     gc.disable()
     try:
         for round_ in range(args.rounds):
             times: dict[str, list[float]] = {name: [] for name in names}
             shift = round_ % len(models)
             for name, model in models[shift:] + models[:shift]:
-                function = model.train_function
                 start = time.perf_counter()
-                for _ in range(args.block):
-                    function([batch])
+                step.block(model, args.block)
                 times[name].append((time.perf_counter() - start) / args.block)
             means = {name: statistics.fmean(values) for name, values in times.items()}
             for name in names:

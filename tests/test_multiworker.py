@@ -67,8 +67,11 @@ def start_workers(argv: Callable[[int, list[int]], list[str]], folder: Path,
     """
     backend = keras.backend.backend()
     ports = free_ports(WORLD)
+    # One CPU device per worker on any host (no GPU, no forced host device count).
+    xla_flags = " ".join(flag for flag in os.environ.get("XLA_FLAGS", "").split()
+                         if not flag.startswith("--xla_force_host_platform_device_count"))
     base = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2",
-            "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": ""}  # CPU workers on any host
+            "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "", "XLA_FLAGS": xla_flags}
     procs: list[subprocess.Popen[str]] = []
     with contextlib.ExitStack() as files:
         try:

@@ -49,13 +49,12 @@ from step_overhead import (  # the sibling script, found through sys.path
     BATCH,
     THREAD_ENV,
     VARIANTS,
-    Unavailable,
     _cpu_model,
     _quartiles,
     _version,
+    add_direct_call_options,
     build_model,
-    choose_core,
-    requested_variants,
+    direct_call_setup,
 )
 
 DEFAULT_VARIANTS = "keras,restarts,schedule,builtin,plugin,lambda,momentum,onecycle"
@@ -88,20 +87,9 @@ def main() -> int:
         default=DEFAULT_VARIANTS,
         help=f"comma-separated variants of step_overhead.py (default: {DEFAULT_VARIANTS})",
     )
-    parser.add_argument("--models", type=int, default=3, help="models per variant (default 3)")
-    parser.add_argument("--rounds", type=int, default=60, help="timed rounds (default 60)")
-    parser.add_argument("--block", type=int, default=25, help="calls per timed block (default 25)")
-    parser.add_argument("--core", type=int, default=None, help="core to pin to (default: the last)")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin the process")
+    add_direct_call_options(parser, rounds=60, block=25)
     args = parser.parse_args()
-
-    requested = requested_variants(parser, args.variants)
-    if min(args.models, args.rounds, args.block) < 1:
-        parser.error("--models, --rounds and --block must be at least 1")
-    core, pin = choose_core(parser, args.core, args.no_pin)
-    if core is not None:
-        os.sched_setaffinity(0, {core})
-        pin = f"pinned to core {core}"
+    names, skipped, pin = direct_call_setup(parser, args)
 
     # Before TensorFlow is imported: its thread pools read these once.
     os.environ.update(THREAD_ENV, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3")
@@ -111,17 +99,6 @@ def main() -> int:
 
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
-
-    names = ["fixed"] + [n for n in dict.fromkeys(requested) if n != "fixed"]
-    skipped: dict[str, str] = {}
-    for name in list(names):
-        probe = VARIANTS[name].probe
-        try:
-            if probe is not None:
-                probe()
-        except Unavailable as exc:
-            skipped[name] = str(exc)
-            names.remove(name)
 
     print("graph_cost: TensorFlow's compiled train step called directly, per variant")
     print(f"command:  {shlex.join([sys.executable, *sys.argv])}")

@@ -54,12 +54,11 @@ from step_overhead import (
     THREAD_ENV,
     VARIANTS,
     XLA_SINGLE_THREAD,
-    Unavailable,
     _quartiles,
     _version,
+    add_direct_call_options,
     build_model,
-    choose_core,
-    requested_variants,
+    direct_call_setup,
 )
 
 DEFAULT_VARIANTS = "restarts,schedule,builtin,momentum,onecycle"
@@ -113,20 +112,9 @@ def main() -> int:
                              f"(default {DEFAULT_VARIANTS}); fixed is always timed")
     parser.add_argument("--model", choices=list(MODELS), default="cnn",
                         help="the model (default cnn: the realistic one)")
-    parser.add_argument("--models", type=int, default=3, help="models per variant (default 3)")
-    parser.add_argument("--rounds", type=int, default=30, help="timed rounds (default 30)")
-    parser.add_argument("--block", type=int, default=10, help="calls per timed block (default 10)")
-    parser.add_argument("--core", type=int, default=None, help="core to pin to (default: the last)")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin the process")
+    add_direct_call_options(parser, rounds=30, block=10)
     args = parser.parse_args()
-
-    requested = requested_variants(parser, args.variants)
-    if min(args.models, args.rounds, args.block) < 1:
-        parser.error("--models, --rounds and --block must be at least 1")
-    core, pin = choose_core(parser, args.core, args.no_pin)
-    if core is not None:
-        os.sched_setaffinity(0, {core})
-        pin = f"pinned to core {core}"
+    names, skipped, pin = direct_call_setup(parser, args)
 
     os.environ.update(THREAD_ENV, KERAS_BACKEND=args.backend)
     if args.backend == "jax":
@@ -137,17 +125,6 @@ def main() -> int:
         import torch
 
         torch.set_num_threads(1)
-
-    names = ["fixed"] + [n for n in dict.fromkeys(requested) if n != "fixed"]
-    skipped: dict[str, str] = {}
-    for name in list(names):
-        probe = VARIANTS[name].probe
-        try:
-            if probe is not None:
-                probe()
-        except Unavailable as exc:
-            skipped[name] = str(exc)
-            names.remove(name)
 
     print(f"step_cost: the train step called directly, per variant ({args.backend})")
     print(f"command:  {' '.join([sys.executable, *sys.argv])}")

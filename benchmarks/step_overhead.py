@@ -880,6 +880,41 @@ def requested_variants(parser: argparse.ArgumentParser, text: str) -> list[str]:
     return requested
 
 
+def add_direct_call_options(parser: argparse.ArgumentParser, rounds: int, block: int) -> None:
+    """The options of the scripts that call a train function directly (graph_cost.py,
+    step_cost.py): models per variant, rounds, calls per block, pinning."""
+    parser.add_argument("--models", type=int, default=3, help="models per variant (default 3)")
+    parser.add_argument("--rounds", type=int, default=rounds, help=f"timed rounds (default {rounds})")
+    parser.add_argument("--block", type=int, default=block,
+                        help=f"calls per timed block (default {block})")
+    parser.add_argument("--core", type=int, default=None, help="core to pin to (default: the last)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the process")
+
+
+def direct_call_setup(parser: argparse.ArgumentParser, args: argparse.Namespace
+                      ) -> tuple[list[str], dict[str, str], str]:
+    """Check those options and pin this process: the variants to time (``fixed`` first,
+    those that cannot run here left out), why each left out one cannot, how it is pinned."""
+    requested = requested_variants(parser, args.variants)
+    if min(args.models, args.rounds, args.block) < 1:
+        parser.error("--models, --rounds and --block must be at least 1")
+    core, pin = choose_core(parser, args.core, args.no_pin)
+    if core is not None:
+        os.sched_setaffinity(0, {core})
+        pin = f"pinned to core {core}"
+    names = ["fixed"] + [n for n in dict.fromkeys(requested) if n != "fixed"]
+    skipped: dict[str, str] = {}
+    for name in list(names):
+        probe = VARIANTS[name].probe
+        try:
+            if probe is not None:
+                probe()
+        except Unavailable as exc:
+            skipped[name] = str(exc)
+            names.remove(name)
+    return names, skipped, pin
+
+
 def choose_core(
     parser: argparse.ArgumentParser, core: int | None, no_pin: bool
 ) -> tuple[int | None, str]:

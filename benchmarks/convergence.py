@@ -389,8 +389,14 @@ def ranking(units: Sequence[Mapping[str, Any]], tolerance: float) -> list[dict[s
     return rows
 
 
-def recommended(units: Sequence[Mapping[str, Any]]) -> str:
-    """The candidate the library recommends now: DEFAULT_RULE, DEFAULT_PEAK_FACTOR, the demo's schedule."""
+def recommended(units: Sequence[Mapping[str, Any]], workflow: str | None = None) -> str:
+    """The candidate the verdict judges: ``workflow`` if given, else the one the library
+    recommends now (DEFAULT_RULE, DEFAULT_PEAK_FACTOR, the demo's schedule)."""
+    if workflow is not None:
+        if workflow not in candidate_names(units):
+            raise SystemExit(f"--workflow {workflow!r} is not a candidate of this record; its "
+                             f"candidates: {', '.join(candidate_names(units))}")
+        return workflow
     from harness import WORKFLOW_MAX_LR_FACTOR, WORKFLOW_SCHEDULE
 
     from clrplug.range_test.defaults import DEFAULT_LOWER, DEFAULT_PEAK_FACTOR, DEFAULT_RULE
@@ -404,7 +410,8 @@ def recommended(units: Sequence[Mapping[str, Any]]) -> str:
     name = f"{DEFAULT_RULE} {variant}"
     if name not in candidate_names(units):
         raise SystemExit(f"the recommended workflow {name!r} was not part of this run "
-                         "(see --rules); no verdict.")
+                         "(see --rules); no verdict. A record made before it was the default "
+                         "is reported with --workflow NAME (e.g. the record's own default).")
     return name
 
 
@@ -563,9 +570,10 @@ def plot(units: Sequence[Mapping[str, Any]], workflow: str, path: str, backend: 
     plt.close(figure)
 
 
-def report(record: Mapping[str, Any], tolerance: float, figure: str | None) -> None:
+def report(record: Mapping[str, Any], tolerance: float, figure: str | None,
+           workflow: str | None = None) -> None:
     units = record["units"]
-    workflow = recommended(units)
+    workflow = recommended(units, workflow)
     groups = list(cells(units))
     print()
     print(f"## Per task (Keras backend {record['backend']}; medians over seeds)\n")
@@ -669,6 +677,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--figure", default=None, help="write the accuracy figure (PNG)")
     p.add_argument("--from-json", nargs="+", default=None, metavar="JSON",
                    help="report saved runs (several files of one backend are merged); no training")
+    p.add_argument("--workflow", default=None, metavar="NAME",
+                   help="the candidate the verdict judges (default: the library's recommended "
+                        "workflow; a record made before it was chosen names its own)")
     p.add_argument("--jax-cache", default=None, help="JAX compilation cache directory")
     return p
 
@@ -698,7 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         record = _load(args.from_json)
         if args.json:  # the merged record
             Path(args.json).write_text(json.dumps(record))
-        report(record, tolerance, args.figure)
+        report(record, tolerance, args.figure, args.workflow)
         return 0
     backends = list(BACKENDS) if args.backend == "all" else [args.backend]
     if backends != [os.environ.get("KERAS_BACKEND")]:
@@ -720,7 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(record))
         print(f"wrote {args.json}")
-    report(record, tolerance, args.figure)
+    report(record, tolerance, args.figure, args.workflow)
     return 0
 
 

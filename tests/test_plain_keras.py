@@ -170,6 +170,36 @@ def test_a_fit_interrupted_in_its_validation_leaves_a_plain_optimizer(kind: str)
     model.evaluate(x, y, verbose=0)
 
 
+class _FailingBatches(keras.utils.PyDataset):
+    """Validation batches of ``(x, y)``, 4 rows each; fetching batch ``at`` raises."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, at: int) -> None:
+        super().__init__()
+        self.x, self.y, self.at = x, y, at
+
+    def __len__(self) -> int:
+        return len(self.x) // 4
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if index == self.at:
+            raise KeyboardInterrupt("stop")
+        return self.x[4 * index:4 * index + 4], self.y[4 * index:4 * index + 4]
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="on JAX the next batch is fetched inside Keras' "
+                    "step function; on TensorFlow and PyTorch outside it (a documented limit)")
+@pytest.mark.parametrize("at", [0, 1], ids=["first-step", "second-step"])
+def test_a_compiled_validation_interrupted_in_a_step_leaves_a_plain_optimizer(at: int) -> None:
+    optimizer_factory, callback_factory = KINDS["cyclic-momentum"]
+    model = _compiled(optimizer_factory())
+    x, y = _data()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=2, epochs=2, validation_data=_FailingBatches(x, y, at),
+                  callbacks=[callback_factory()], verbose=0)
+    _assert_plain(model, optimizer_factory, *_expected("cyclic-momentum", 6))
+    assert "clrplug" not in type(model.test_function).__module__
+
+
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_the_callback_given_to_evaluate_and_predict_leaves_the_optimizer_as_found(kind: str) -> None:
     """The same callbacks list passed to fit, evaluate and predict (Keras calls set_model,

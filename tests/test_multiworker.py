@@ -1,8 +1,9 @@
 """Multi-process data-parallel training: two local worker processes per scenario.
 
-Each scenario starts two processes of tests/multiworker_worker.py on this machine
-(localhost coordinator, CPU) and compares what each worker applied with the oracles
-and with the other worker: JAX with ``jax.distributed`` and Keras'
+Two processes of tests/multiworker_worker.py on this machine (localhost coordinator, CPU)
+run each backend's scenarios one after the other (a module fixture; the docs example has
+a pair of its own), and the tests compare what each worker applied with the oracles and
+with the other worker: JAX with ``jax.distributed`` and Keras'
 ``DataParallel`` over both processes' devices, TensorFlow with
 ``MultiWorkerMirroredStrategy`` from ``TF_CONFIG`` (Keras 3's ``fit`` fails there: a
 custom loop trains, and a test pins Keras' failure), PyTorch a custom loop over

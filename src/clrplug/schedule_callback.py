@@ -111,7 +111,7 @@ class ScheduleCallback(keras.callbacks.Callback):
         if self._fitting:
             self.detach()
         else:
-            self.on_predict_end()
+            self._leave_as_found()
 
     def _retrace(self) -> None:
         """Have the model trace its step again if the schedule's numbers changed since it
@@ -348,11 +348,9 @@ class ScheduleCallback(keras.callbacks.Callback):
         self._next_check = batch + 1 if self._may_skip else work
 
     def on_train_batch_end(self, batch: int, logs: Mapping[str, Any] | None = None) -> None:
-        # The per-step cost of the callback: kept to one queue append, one lookup and
-        # a dict store or two (Keras runs this on its worker thread, between steps).
+        # Per step: one queue append, one lookup, a dict store or two (on Keras' worker thread).
         self._recorder.queue((batch, logs))
-        # For the callbacks after this one (TensorBoard writes batch logs as scalars):
-        # the rate of the batch's step, from the formula, with no device access.
+        # For later callbacks (TensorBoard): the step's rate, from the formula, no device access.
         if isinstance(logs, dict):
             count = self._epoch_count + batch
             rate, moment = self._applied.ahead(count) or self._values_for(count, chunk=True)
@@ -400,13 +398,15 @@ class ScheduleCallback(keras.callbacks.Callback):
     def on_test_end(self, logs: Mapping[str, Any] | None = None) -> None:
         if self._installation is not None:
             self._installation.unguard_validation()
-        self.on_predict_end()
+        self._leave_as_found()
 
     def on_predict_end(self, logs: Mapping[str, Any] | None = None) -> None:
-        # evaluate() or predict() given this callback, outside a fit: set_model installed
-        # the rate; the optimizer goes back as it was found.
+        self._leave_as_found()
+
+    def _leave_as_found(self) -> None:
+        """evaluate()/predict() outside a fit (set_model installed the rate): undo it."""
         if not self._fitting and self._installation is not None:
-            self._make_plain(*self._installation.found())
+            self._make_plain(self._installation.found_rate(), None)
 
     def on_train_end(self, logs: Mapping[str, Any] | None = None) -> None:
         self.detach()  # as the seed's callback left it: plain, at the next step's rate

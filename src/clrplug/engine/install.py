@@ -70,13 +70,12 @@ class Installation:
         compat.guard_train_function(self.model, on_error, after)
         self.traced_version = schedule.version
 
-    def found(self) -> tuple[float, float | None]:
-        """The rate, and the momentum (None: the optimizer's own), to leave the optimizer
-        with as it was found: where it had a plain rate, that rate; else (a clrplug rate
-        loaded with the model) the schedule's rate at the optimizer's step."""
+    def found_rate(self) -> float:
+        """The rate to leave the optimizer with as it was found: its plain rate; or, over a
+        clrplug rate loaded with the model, the schedule's rate at the optimizer's step."""
         if self.plain is not None:
-            return self.plain[2], None
-        return float(np.asarray(keras.ops.convert_to_numpy(self.rate()))), None
+            return self.plain[2]
+        return float(np.asarray(keras.ops.convert_to_numpy(self.rate())))
 
     def guard_validation(self, on_error: Callable[[], None]) -> None:
         """The evaluation now beginning (a fit's validation): a step that raises calls

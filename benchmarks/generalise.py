@@ -3,13 +3,16 @@
     KERAS_BACKEND=jax python benchmarks/generalise.py [--seeds 3] [--first-seed 0] [--tasks ...] [--out FILE]
     KERAS_BACKEND=jax python benchmarks/generalise.py --reuse A B [--out FILE]  # pool runs' seeds
     KERAS_BACKEND=jax python benchmarks/generalise.py --report FILE   # tables from the JSON
+    KERAS_BACKEND=jax python benchmarks/generalise.py --extend-grids FILE ...  # widen stored grids
 
 Six small offline tasks of different kinds (dense, convolutional, recurrent, attention,
 two tabular; SGD with momentum 0.9 and Adam; batch sizes 32 to 128), data generated or
 scikit-learn's digits. Per task and seed, from the same initial weights and batch order:
 
 1. a grid of fixed rates, half a decade apart over two decades (the target: the best
-   final test accuracy; the grid's cost: all its runs);
+   final test accuracy; the grid's cost: all its runs), extended by half a decade at a
+   time, up to twice, past an edge where the seed's best rate sits, as one searching by
+   hand would (a best rate at the grid's edge says the grid was too narrow);
 2. one LR range test (200 steps, 1e-5 to 10; validation on a fifth of the training set)
    and every registered rule's suggestion;
 3. 1cycle runs peaking at each rate of a half-decade ladder spanning the grid and two
@@ -63,6 +66,8 @@ RANGE = {"min_lr": 1e-5, "max_lr": 10.0, "steps": 200}
 FACTORS = (0.5, 1.0, 2.0, 3.0)
 TOLERANCE = 0.5  # points of accuracy
 ROBUST = 2.0  # a candidate should still hold with its peak this factor lower or higher
+HALF_DECADE = math.sqrt(10.0)
+EXTEND = 2  # at most this many half-decade steps past either edge of a task's grid
 CLR_LOWER = 4.0  # CLR's base_lr = peak / this (clrplug.range_test.defaults.DEFAULT_LOWER)
 
 
@@ -78,9 +83,19 @@ class Task:
     build: Callable[[], keras.Model]
 
     def ladder(self) -> tuple[float, ...]:
-        step = math.sqrt(10.0)
+        step = HALF_DECADE
         low, high = self.grid[0], self.grid[-1]
         return (low / step**2, low / step, *self.grid, high * step, high * step**2)
+
+    def beyond(self, rate: float) -> float | None:
+        """The grid's next rate past ``rate`` (an edge of the rates tried so far), None
+        when that would be more than :data:`EXTEND` steps past the task's grid."""
+        low, high = self.grid[0], self.grid[-1]
+        if rate >= high / 1.001:
+            nxt = rate * HALF_DECADE
+            return nxt if nxt <= high * HALF_DECADE**EXTEND * 1.001 else None
+        nxt = rate / HALF_DECADE
+        return nxt if nxt >= low / HALF_DECADE**EXTEND / 1.001 else None
 
 
 def _split(x: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, ...]:
@@ -218,12 +233,38 @@ def range_test(task: Task, data: Sequence[np.ndarray], seed: int) -> dict[str, A
             "max_lr": {k: (None if v is None else v.max_lr) for k, v in found.items()}}
 
 
+def best_rate(fixed: Mapping[str, float]) -> str:
+    """The rate (its key) of the best run of a seed's grid; ties go to the lower rate."""
+    return max(sorted(fixed, key=float), key=lambda r: fixed[r])
+
+
+def at_edge(fixed: Mapping[str, float]) -> bool:
+    rates = sorted(fixed, key=float)
+    return best_rate(fixed) in (rates[0], rates[-1])
+
+
+def extend_grid(task: Task, data: Sequence[np.ndarray], seed: int,
+                fixed: dict[str, float]) -> list[float]:
+    """Train the grid's next rate past the edge the seed's best sits at, until the best is
+    inside the rates tried or :data:`EXTEND` steps past the task's grid; the rates added."""
+    added = []
+    while at_edge(fixed):
+        nxt = task.beyond(float(best_rate(fixed)))
+        if nxt is None:
+            break
+        rate = float(f"{nxt:.6g}")
+        fixed[str(rate)] = train(task, data, seed, rate, "fixed")
+        added.append(rate)
+    return added
+
+
 def measure(task: Task, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
     data = task.load(seed)
     start = time.perf_counter()
     unit = {"seed": seed, "range_test": range_test(task, data, seed),
             "iterations": -(-len(data[0]) // task.batch_size) * task.epochs}
     unit["fixed"] = {str(lr): train(task, data, seed, lr, "fixed") for lr in task.grid}
+    extend_grid(task, data, seed, unit["fixed"])
     unit["one_cycle"] = {str(lr): train(task, data, seed, lr, "one_cycle")
                          for lr in task.ladder()}
     log(f"{task.name} seed {seed}: grid {unit['fixed']}, 1cycle {unit['one_cycle']} "
@@ -338,10 +379,10 @@ def report(results: Mapping[str, Any]) -> str:
         task = TASKS[name]
         bests = [max(u["fixed"].values()) for u in task_units]
         best = statistics.median(bests)
-        best_rates = [max(u["fixed"], key=u["fixed"].get) for u in task_units]
-        edge = any(r in (str(task.grid[0]), str(task.grid[-1])) for r in best_rates)
+        best_rates = [best_rate(u["fixed"]) for u in task_units]
+        edge = any(at_edge(u["fixed"]) for u in task_units)
         it = task_units[0]["iterations"]
-        grid_cost = len(task.grid) * it
+        grid_cost = round(statistics.median(len(u["fixed"]) for u in task_units) * it)
         rt = statistics.median(u["range_test"]["steps"] for u in task_units)
         cost = (rt + it) / grid_cost
         h = held.get(name)
@@ -401,12 +442,27 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--tasks", nargs="+", choices=list(TASKS), default=list(TASKS))
     p.add_argument("--out", default="benchmarks/results/generalise-jax.json")
     p.add_argument("--report", metavar="FILE", help="print the tables of a finished run")
+    p.add_argument("--extend-grids", nargs="+", metavar="FILE",
+                   help="train the rates past a grid's edge where a seed's best sits (see "
+                        "the module's docstring) in these runs, and write them back")
     p.add_argument("--reuse", nargs="+", metavar="FILE",
                    help="take the grids, range tests and ladders of these runs (their seeds "
                         "pooled) instead of measuring them; then leave one task out for real")
     args = p.parse_args(argv)
     if args.report:
         print(report(json.loads(Path(args.report).read_text())))
+        return 0
+    if args.extend_grids:
+        for f in args.extend_grids:
+            record = json.loads(Path(f).read_text())
+            for name, task_units in record["units"].items():
+                for unit in task_units:
+                    data = TASKS[name].load(unit["seed"])
+                    added = extend_grid(TASKS[name], data, unit["seed"], unit["fixed"])
+                    if added:
+                        print(f"{f}: {name} seed {unit['seed']}: grid extended by {added}: "
+                              f"{unit['fixed']}", flush=True)
+                        Path(f).write_text(json.dumps(record, indent=1) + "\n")
         return 0
     out = Path(args.out)
     results: dict[str, Any] = {"backend": keras.backend.backend(), "keras": keras.__version__,

@@ -126,3 +126,30 @@ def test_generalise_scores_a_candidate_on_the_ladder_and_chooses_the_safest_on_t
     assert g.choose(units, ["t1", "t2"]) == ("safe", 1.0)
     # Chosen on t1 alone, both hold: the full tie goes to the rule's name.
     assert g.choose(units, ["t1"]) == ("bold", 1.0)
+
+
+def test_generalise_widens_a_grid_whose_best_rate_sits_at_its_edge(monkeypatch):
+    import math
+
+    g = _generalise()
+    task = g.Task("t", "dense", "sgd", 32, 1, (0.01, 0.1), None, None)
+
+    def peaked_at(peak):
+        # accuracy falls off linearly in log10(rate) either side of ``peak``
+        return lambda task, data, seed, lr, schedule: 90.0 - 10 * abs(math.log10(lr / peak))
+
+    monkeypatch.setattr(g, "train", peaked_at(0.3))
+    fixed = {"0.01": 75.2, "0.1": 85.2}
+    assert g.extend_grid(task, None, 0, fixed) == [0.316228, 1.0]  # 1.0 is worse: inside now
+    assert g.best_rate(fixed) == "0.316228" and not g.at_edge(fixed)
+    # A best rate that keeps rising stops EXTEND half-decades past the grid, still at its edge.
+    monkeypatch.setattr(g, "train", peaked_at(100.0))
+    fixed = {"0.01": 50.0, "0.1": 60.0}
+    assert g.extend_grid(task, None, 0, fixed) == [0.316228, 1.0]
+    assert g.at_edge(fixed) and len(fixed) == 2 + g.EXTEND
+    # The low edge widens downwards; a best inside the grid adds nothing.
+    monkeypatch.setattr(g, "train", peaked_at(0.004))
+    fixed = {"0.01": 86.0, "0.1": 76.0}
+    assert g.extend_grid(task, None, 0, fixed) == [0.00316228, 0.001]
+    assert g.best_rate(fixed) == "0.00316228"
+    assert g.extend_grid(task, None, 0, {"0.01": 1.0, "0.03": 2.0, "0.1": 1.0}) == []

@@ -16,7 +16,7 @@ imports neither JAX nor TensorFlow. For each curve it computes what fastai does:
 It writes ``fastai_suggestions.json`` next to it: each curve's record and fastai's
 answer (the rate and the step of the record it was read at) per rule. With
 ``--check`` it writes nothing and exits 1 when the stored file differs.
-tests/test_rules.py compares clrplug's rules of those names with the stored answers;
+tests/test_fastai_rules.py compares clrplug's rules of those names with the stored answers;
 tests/test_fastai_parity_data.py reruns this script where fastai is importable.
 """
 

@@ -4,8 +4,10 @@ Each returns what fastai 2.8's function of that name (``fastai.callback.schedule
 returns when ``Learner.lr_find`` applies it to the same record: the recorder's
 smoothed loss (fastai's ``AvgSmoothLoss``, :attr:`RangeCurve.smooth_loss`), the
 record trimmed to ``[num_it // 10 : -5]`` and cut at its first non-finite value
-(:func:`fastai_record`). The step each rule picks is the step fastai picks; the rates
-are the record's own (float64, where ``lr_find`` converts them to float32 tensors).
+(:func:`fastai_record`). The step each rule picks is the step fastai's function picks
+on the record in float64; the rates are the record's own. ``lr_find`` converts the record
+to float32 tensors first: where that rounding turns a strict descent into a tie (noiseless
+synthetic curves), its ``valley`` can end a step or few later (tests/test_fastai_rules.py).
 
 Where fastai's function would raise (too few steps left after the trimming), these
 return None. Parity is tested against fastai's own outputs, stored by

@@ -255,3 +255,39 @@ def test_import_clrplug_imports_neither_numpy_nor_keras() -> None:
     code = "import sys, clrplug; print(sorted({'numpy', 'keras'} & set(sys.modules)))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "[]"
+
+
+# -- the docs name tests that exist --------------------------------------------------------
+
+_TEST_REFERENCE = re.compile(r"(?:(test_\w+\.py)(?:::(\w+))?|(?<![\w.])::(\w+))")
+
+
+def _names_in(module: Path) -> set[str]:
+    tree = ast.parse(module.read_text())
+    return {node.name for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+
+
+def test_every_test_the_docs_name_exists() -> None:
+    """``test_x.py::test_y`` (and ``::test_z`` after it on the same line, meaning the same
+    file) in README.md and docs/ name a test file of tests/ or of a plugin, and a test in
+    it; the reliability page's table is made of such references."""
+    files = {p.name: p for p in [*ROOT.glob("tests/test_*.py"), *ROOT.glob("plugins/*/tests/test_*.py")]}
+    missing = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            module: str | None = None
+            for match in _TEST_REFERENCE.finditer(line):
+                named, test, alone = match.groups()
+                if named is not None:
+                    module = named
+                    if named not in files and test is not None:  # (a bare name: a user's file)
+                        missing.append(f"{page.name}:{number}: {named} (no such test file)")
+                        continue
+                else:
+                    test = alone
+                if test is None or module is None or module not in files:
+                    continue
+                if test not in _names_in(files[module]):
+                    missing.append(f"{page.name}:{number}: {module}::{test}")
+    assert not missing, "the docs name tests that do not exist:\n" + "\n".join(missing)

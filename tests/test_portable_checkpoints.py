@@ -1,14 +1,24 @@
-"""Checkpoints written during a fit with clrplug move between backends whole.
+"""Checkpoints written during and after a fit with clrplug move between backends whole.
 
 Each backend's run saves here, in its own process, every kind of file clrplug's state
 is in: a mid-epoch ``BackupAndRestore`` backup, ``ModelCheckpoint`` to ``.keras`` and to
-``.weights.h5`` (both after a reset, so the reset's numbers must travel too), and
-``model.save()`` of a model whose optimizer holds a stand-alone ``CyclicalSchedule``.
-Then each backend, this one included, loads them in a process of its own, checks the
-optimizer's state (its counter, and the bias's SGD velocity, computed here by hand from
-the seed's formula) and trains on; the rates it applies are recovered from the bias
-(gradient 1, SGD momentum 0.5: ``v_t = 0.5 v_(t-1) - lr_t``) and compared with the
-seed's formula in float64 (tests/oracles.py), to 1e-5.
+``.weights.h5`` (both after a reset, so the reset's numbers must travel too),
+``model.save()`` of a model whose optimizer holds a stand-alone ``CyclicalSchedule`` or
+``OneCycleSchedule``, ``model.save()`` and ``save_weights()`` after a fit with
+``CyclicLR``, and a ``.weights.h5`` checkpoint of a fit with ``OneCycleLR`` and Adam
+(``beta_1`` cycled). Then each backend, this one included, loads them in a process of its
+own, checks the optimizer's state and trains on:
+
+* SGD (momentum 0.5): the state is the counter and the bias's velocity, computed here by
+  hand; the rates applied are recovered from the bias (gradient 1:
+  ``v_t = 0.5 v_(t-1) - lr_t``) and compared with the seed's formula in float64 or
+  PyTorch's ``OneCycleLR`` (tests/oracles.py), to 1e-5;
+* the files saved after a fit are loaded first, with clrplug made impossible to import in
+  that process: plain Keras files, they train at the rate the cycle reached;
+* Adam under ``OneCycleLR``: every optimizer variable loaded equals what the saving fit
+  held when it wrote the file, and training on from the file moves the bias exactly as
+  the saving fit went on from there (whose rates tests/test_one_cycle.py checks against
+  PyTorch), to 1e-5.
 
 A ``.keras`` file names the optimizer's backend class: one saved on PyTorch does not
 train on JAX or TensorFlow even without clrplug. There, a plain Keras model saved the
@@ -28,11 +38,11 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-from oracles import seed_rates
-from probe import fit_steps, probe_model
+from oracles import seed_rates, torch_one_cycle
+from probe import BiasRecorder, fit_steps, probe_model
 from recording import Crash, ResetAfterEpoch
 
-from clrplug import CyclicalSchedule, CyclicLR
+from clrplug import CyclicalSchedule, CyclicLR, OneCycleLR, OneCycleSchedule
 
 HERE = keras.backend.backend()
 BACKENDS = ("jax", "tensorflow", "torch")
@@ -41,6 +51,10 @@ NEW_BASE = 0.02  # the reset at the end of epoch 0
 STEPS = 5  # per epoch
 MOMENTUM = 0.5
 TESTS = Path(__file__).parent
+#: A stand-alone 1cycle over two epochs (PyTorch's values stored in tests/torch_oracle.json).
+ONE_CYCLE = {"max_lr": 0.1, "total_steps": 2 * STEPS, "cycle_momentum": False}
+#: OneCycleLR with Adam, beta_1 cycled, over two epochs.
+ADAM_CYCLE = {"max_lr": 0.05, "total_steps": 2 * STEPS}
 
 
 def expected_rate(iteration: int) -> float:
@@ -60,6 +74,23 @@ def expected_velocity(done: int, rate: Any = expected_rate) -> float:
 
 def standalone_rate(iteration: int) -> float:
     return float(seed_rates([iteration], **ARGS)[0])
+
+
+def after_fit_rate(iteration: int) -> float:
+    """A fit of ``STEPS`` updates with ``CyclicLR(**ARGS)``, then the rate it left held."""
+    return standalone_rate(min(iteration, STEPS))
+
+
+def one_cycle_rate(iteration: int) -> float:
+    return float(torch_one_cycle(ONE_CYCLE["total_steps"], **ONE_CYCLE)[0][iteration])
+
+
+def _optimizer_state(model: keras.Model) -> dict[str, list[float]]:
+    """The optimizer's variables (the rate Variable aside), as flat lists, by their names
+    without the model's prefix: ``iteration``, ``bias_momentum``, ``kernel_velocity``..."""
+    return {"_".join(v.path.rsplit("/", 1)[-1].split("_")[-2:]).removeprefix("adam_"):
+            np.asarray(keras.ops.convert_to_numpy(v), np.float64).ravel().tolist()
+            for v in model.optimizer.variables if "learning_rate" not in v.path}
 
 
 def _optimizer() -> keras.optimizers.Optimizer:
@@ -98,17 +129,40 @@ def save_everything(directory: Path) -> None:
     plain = probe_model(_optimizer())
     fit_steps(plain, STEPS, [])
     plain.save(directory / "plain.keras")
+    model = probe_model(keras.optimizers.SGD(OneCycleSchedule(**ONE_CYCLE), momentum=MOMENTUM))
+    fit_steps(model, STEPS, [])
+    model.save(directory / "onecycle.keras")
+    # Saved after a fit: plain Keras files.
+    model = probe_model(_optimizer())
+    fit_steps(model, STEPS, [CyclicLR(**ARGS)])
+    model.save(directory / "after.keras")
+    model.save_weights(directory / "after.weights.h5")
+    # OneCycleLR with Adam: a checkpoint after epoch 0 (file "adam-1"), and the fit going on.
+    saved_state: dict[str, Any] = {}
+
+    class KeepState(keras.callbacks.Callback):  # after ModelCheckpoint has written the file
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            if epoch == 0:
+                saved_state.update(_optimizer_state(self.model))
+
+    model, recorder = probe_model(keras.optimizers.Adam(0.1)), BiasRecorder()
+    model.fit(np.zeros((STEPS, 1), "float32"), np.zeros((STEPS, 1), "float32"), batch_size=1,
+              epochs=2, verbose=0, shuffle=False, callbacks=[
+                  OneCycleLR(**ADAM_CYCLE),
+                  keras.callbacks.ModelCheckpoint(str(directory / "adam-{epoch}.weights.h5"),
+                                                  save_freq="epoch", save_weights_only=True),
+                  KeepState(), recorder])
+    (directory / "adam.json").write_text(json.dumps(
+        {"state": saved_state, "bias": recorder.values[STEPS:]}))
 
 
 LOAD = textwrap.dedent(
     """
-    import json, shutil, sys, traceback
+    import importlib.abc, json, shutil, sys, traceback
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     import keras, numpy as np
     from probe import BiasRecorder, probe_model
-    from recording import ResetAfterEpoch
-    from clrplug import CyclicLR
 
     source, work, kinds = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3].split(",")
     args = {args!r}
@@ -123,6 +177,12 @@ LOAD = textwrap.dedent(
         return (int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
                 float(np.asarray(keras.ops.convert_to_numpy(velocity[0])).ravel()[0]))
 
+    class NoClrplug(importlib.abc.MetaPathFinder):  # as where clrplug is not installed
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "clrplug":
+                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+            return None
+
     def train(model, callbacks, epochs=1, restored=False):
         recorder = BiasRecorder()  # last: it reads the bias after a backup was restored
         count, velocity = (None, None) if restored else state(model)
@@ -132,6 +192,25 @@ LOAD = textwrap.dedent(
                  "steps": np.diff(np.asarray(recorder.values, dtype=np.float64)).tolist()}}
 
     def attempt(kind):
+        if kind == "after":
+            model = keras.models.load_model(source / "after.keras")
+            return train(model, [])
+        if kind == "after_weights":
+            model = probe_model(optimizer())
+            model.optimizer.build(model.trainable_variables)  # as plain Keras needs it
+            model.load_weights(source / "after.weights.h5")
+            return train(model, [])
+        if kind == "adam":
+            model, clr = probe_model(keras.optimizers.Adam(0.1)), OneCycleLR(**{adam_cycle!r})
+            clr.attach(model)
+            model.load_weights(source / "adam-1.weights.h5")
+            loaded = {{"_".join(v.path.rsplit("/", 1)[-1].split("_")[-2:]).removeprefix("adam_"):
+                      np.asarray(keras.ops.convert_to_numpy(v), np.float64).ravel().tolist()
+                      for v in model.optimizer.variables if "learning_rate" not in v.path}}
+            recorder = BiasRecorder()
+            model.fit(x, x, batch_size=1, epochs=1, verbose=0, shuffle=False,
+                      callbacks=[clr, recorder])
+            return {{"state": loaded, "bias": recorder.values}}
         if kind == "backup":
             shutil.copytree(source / "backup", work / "backup")
             model, clr = probe_model(optimizer()), CyclicLR(**args)
@@ -155,12 +234,23 @@ LOAD = textwrap.dedent(
         model = keras.models.load_model(source / (kind + ".keras"))
         return train(model, [])
 
+    def attempt_all(names):
+        for kind in names:
+            try:
+                results[kind] = attempt(kind)
+            except Exception as exc:
+                results[kind] = {{"error": type(exc).__name__, "message": str(exc)[:300]}}
+
     results = {{}}
-    for kind in kinds:
-        try:
-            results[kind] = attempt(kind)
-        except Exception as exc:
-            results[kind] = {{"error": type(exc).__name__, "message": str(exc)[:300]}}
+    assert "clrplug" not in sys.modules
+    blocker = NoClrplug()
+    sys.meta_path.insert(0, blocker)
+    attempt_all([kind for kind in kinds if kind.startswith("after")])
+    assert not any(name.split(".")[0] == "clrplug" for name in sys.modules)
+    sys.meta_path.remove(blocker)
+    from recording import ResetAfterEpoch
+    from clrplug import CyclicLR, OneCycleLR
+    attempt_all([kind for kind in kinds if not kind.startswith("after")])
     print(json.dumps(results))
     """
 )
@@ -173,14 +263,18 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-KINDS = ("backup", "weights", "keras", "standalone", "plain")
+#: Files loaded by ``LOAD``; those saved after a fit ("after*") where clrplug cannot be
+#: imported. "keras", "standalone", "onecycle", "after" and "plain" are ``.keras`` files.
+KINDS = ("after", "after_weights", "backup", "weights", "adam", "keras", "standalone",
+         "onecycle", "plain")
+KERAS_FILES = ("keras", "standalone", "onecycle", "after", "plain")
 
 
 def _load_on(backend: str, saved: Path, work: Path, kinds: tuple[str, ...]) -> dict[str, Any]:
     """Each kind's outcome in one process of ``backend``; a process that dies (not an
     exception: a crash) is every kind's outcome, as its exit status."""
     script = LOAD.format(tests=str(TESTS), args=ARGS, steps=STEPS, momentum=MOMENTUM,
-                         new_base=NEW_BASE)
+                         new_base=NEW_BASE, adam_cycle=ADAM_CYCLE)
     env = {**os.environ, "KERAS_BACKEND": backend}
     work.mkdir()
     done = subprocess.run([sys.executable, "-c", script, str(saved), str(work), ",".join(kinds)],
@@ -204,15 +298,27 @@ def test_a_checkpoint_saved_here_resumes_on_every_backend(saved: Path, target: s
         # Loading a .keras file saved on PyTorch imports Keras' torch backend (its optimizer
         # class), and so torch, into this process, which can crash it (a CUDA torch build
         # with TensorFlow): one process per such file, so that each has its own outcome.
-        results = _load_on(target, saved, tmp_path / "weights", ("backup", "weights"))
-        for kind in ("keras", "standalone", "plain"):
+        weights = tuple(kind for kind in KINDS if kind not in KERAS_FILES)
+        results = _load_on(target, saved, tmp_path / "weights", weights)
+        for kind in KERAS_FILES:
             results.update(_load_on(target, saved, tmp_path / kind, (kind,)))
     else:
         results = _load_on(target, saved, tmp_path / "all", KINDS)
     plain = results["plain"]
-    for kind in ("backup", "weights", "keras", "standalone"):
+    adam = results["adam"]
+    assert "error" not in adam, adam
+    saved_adam = json.loads((saved / "adam.json").read_text())
+    assert sorted(adam["state"]) == sorted(saved_adam["state"])
+    for name, values in saved_adam["state"].items():
+        np.testing.assert_allclose(adam["state"][name], values, rtol=1e-6, err_msg=name)
+    assert int(adam["state"]["iteration"][0]) == STEPS
+    np.testing.assert_allclose(adam["bias"], saved_adam["bias"], rtol=1e-5, atol=1e-7)
+    rates = {"standalone": standalone_rate, "onecycle": one_cycle_rate,
+             "after": after_fit_rate, "after_weights": after_fit_rate}
+    for kind in ("after", "after_weights", "backup", "weights", "keras", "standalone",
+                 "onecycle"):
         run = results[kind]
-        portable = kind in ("backup", "weights") or "error" not in plain
+        portable = kind not in KERAS_FILES or "error" not in plain
         if not portable:
             # A .keras file saved on PyTorch, loaded elsewhere: the plain control fails,
             # so clrplug's file must fail the same way, and for no reason of its own.
@@ -227,7 +333,7 @@ def test_a_checkpoint_saved_here_resumes_on_every_backend(saved: Path, target: s
         else:
             done, velocity = run["count"], run["velocity"]
             assert done == STEPS, (kind, run)
-        rate = standalone_rate if kind == "standalone" else expected_rate
+        rate = rates.get(kind, expected_rate)
         assert velocity == pytest.approx(expected_velocity(done, rate), rel=1e-5), kind
         applied = _applied(run if kind != "backup" else {**run, "velocity": velocity})
         expected = [rate(done + i) for i in range(len(applied))]

@@ -70,6 +70,7 @@ directly and append each call to FILE), then ``python tests/torch_oracle.py --ad
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import json
 import sys
@@ -166,62 +167,6 @@ def _cyclic(base_lr: float, max_lr: float, step_size_up: float, step_size_down: 
     return scheduler, opt
 
 
-def torch_cyclic(
-    steps: int,
-    base_lr: float = 0.001,
-    max_lr: float = 0.006,
-    step_size_up: float = 2000.0,
-    step_size_down: float | None = None,
-    mode: str = "triangular",
-    gamma: float = 1.0,
-    scale_fn: ScaleFn | None = None,
-    scale_mode: str = "cycle",
-    cycle_momentum: bool = False,
-    base_momentum: float = 0.8,
-    max_momentum: float = 0.9,
-    optimizer: str = "sgd",
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``torch.optim.lr_scheduler.CyclicLR``: the rate (and momentum) of updates 0..steps-1.
-
-    A float64 dummy parameter is trained with ``torch.optim.SGD`` (``optimizer="sgd"``;
-    with momentum when ``cycle_momentum``) or ``torch.optim.Adam`` (``"adam"``: the
-    momentum returned is ``betas[0]``, which torch cycles). ``scale_mode`` is only used
-    with a custom ``scale_fn``, as in torch. Returns ``(lr, momentum)``, momentum ``None``
-    unless ``cycle_momentum``.
-    """
-    scheduler, opt = _cyclic(base_lr, max_lr, step_size_up, step_size_down, mode, gamma,
-                             scale_fn, scale_mode, cycle_momentum, base_momentum,
-                             max_momentum, optimizer)
-    return _run(scheduler, opt, int(steps), optimizer, cycle_momentum)
-
-
-def torch_cyclic_at(
-    iterations: Iterable[int],
-    base_lr: float = 0.001,
-    max_lr: float = 0.006,
-    step_size_up: float = 2000.0,
-    step_size_down: float | None = None,
-    mode: str = "triangular",
-    gamma: float = 1.0,
-    scale_fn: ScaleFn | None = None,
-    scale_mode: str = "cycle",
-    cycle_momentum: bool = False,
-    base_momentum: float = 0.8,
-    max_momentum: float = 0.9,
-    optimizer: str = "sgd",
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``torch_cyclic`` at arbitrary update indices (e.g. ``10**8``) without stepping there.
-
-    Each value is torch's ``CyclicLR.get_lr()`` at ``last_epoch = iteration``, reached
-    through ``scheduler.step(iteration)`` (see the module docstring for why that is the
-    same computation as stepping).
-    """
-    scheduler, opt = _cyclic(base_lr, max_lr, step_size_up, step_size_down, mode, gamma,
-                             scale_fn, scale_mode, cycle_momentum, base_momentum,
-                             max_momentum, optimizer)
-    return _jump(scheduler, opt, iterations, optimizer, cycle_momentum)
-
-
 def _one_cycle(max_lr: float, total_steps: int, pct_start: float, anneal_strategy: str,
                div_factor: float, final_div_factor: float, three_phase: bool,
                cycle_momentum: bool, base_momentum: float, max_momentum: float,
@@ -243,58 +188,56 @@ def _one_cycle(max_lr: float, total_steps: int, pct_start: float, anneal_strateg
     return scheduler, opt
 
 
-def torch_one_cycle(
-    steps: int,
-    max_lr: float,
-    total_steps: int,
-    pct_start: float = 0.3,
-    anneal_strategy: str = "cos",
-    div_factor: float = 25.0,
-    final_div_factor: float = 1e4,
-    three_phase: bool = False,
-    cycle_momentum: bool = True,
-    base_momentum: float = 0.85,
-    max_momentum: float = 0.95,
-    optimizer: str = "sgd",
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``torch.optim.lr_scheduler.OneCycleLR``: rate (and momentum) of updates 0..steps-1.
+def _signature_of(stored: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give the decorated computation the arguments, defaults and docstring of the function
+    of the same name in tests/oracles.py (the stored values' reader): it receives them all,
+    bound, as keywords."""
+    signature = inspect.signature(stored)
 
-    ``steps <= total_steps`` (torch raises when stepped past ``total_steps``). The rate
-    starts at ``max_lr / div_factor``, reaches ``max_lr`` at update
-    ``pct_start * total_steps - 1`` and ends at ``max_lr / div_factor / final_div_factor``
-    at update ``total_steps - 1``. Momentum (``betas[0]`` for ``optimizer="adam"``) moves
-    inversely, ``max_momentum -> base_momentum -> max_momentum``.
-    """
-    if not 0 <= steps <= total_steps:
-        raise ValueError(f"steps ({steps}) must be between 0 and total_steps ({total_steps})")
-    scheduler, opt = _one_cycle(max_lr, total_steps, pct_start, anneal_strategy, div_factor,
-                                final_div_factor, three_phase, cycle_momentum,
-                                base_momentum, max_momentum, optimizer)
-    return _run(scheduler, opt, int(steps), optimizer, cycle_momentum)
+    def decorate(compute: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(stored)
+        def oracle(*args: Any, **kwargs: Any) -> tuple[np.ndarray, np.ndarray | None]:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return compute(**bound.arguments)
+
+        return oracle
+
+    return decorate
 
 
-def torch_one_cycle_at(
-    iterations: Iterable[int],
-    max_lr: float,
-    total_steps: int,
-    pct_start: float = 0.3,
-    anneal_strategy: str = "cos",
-    div_factor: float = 25.0,
-    final_div_factor: float = 1e4,
-    three_phase: bool = False,
-    cycle_momentum: bool = True,
-    base_momentum: float = 0.85,
-    max_momentum: float = 0.95,
-    optimizer: str = "sgd",
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``torch_one_cycle`` at arbitrary update indices ``0 <= i <= total_steps``."""
+@_signature_of(oracles.torch_cyclic)
+def torch_cyclic(steps: int, **args: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """A float64 dummy parameter trained with ``torch.optim.SGD`` or ``Adam`` (see
+    ``_optimizer``) under torch's ``CyclicLR``, stepped ``steps`` times."""
+    scheduler, opt = _cyclic(**args)
+    return _run(scheduler, opt, int(steps), args["optimizer"], args["cycle_momentum"])
+
+
+@_signature_of(oracles.torch_cyclic_at)
+def torch_cyclic_at(iterations: Iterable[int], **args: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Torch's ``CyclicLR.get_lr()`` at ``last_epoch = iteration``, reached through
+    ``scheduler.step(iteration)`` (the module docstring says why that is the same
+    computation as stepping)."""
+    scheduler, opt = _cyclic(**args)
+    return _jump(scheduler, opt, iterations, args["optimizer"], args["cycle_momentum"])
+
+
+@_signature_of(oracles.torch_one_cycle)
+def torch_one_cycle(steps: int, **args: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    if not 0 <= steps <= args["total_steps"]:
+        raise ValueError(f"steps ({steps}) must be between 0 and total_steps ({args['total_steps']})")
+    scheduler, opt = _one_cycle(**args)
+    return _run(scheduler, opt, int(steps), args["optimizer"], args["cycle_momentum"])
+
+
+@_signature_of(oracles.torch_one_cycle_at)
+def torch_one_cycle_at(iterations: Iterable[int], **args: Any) -> tuple[np.ndarray, np.ndarray | None]:
     its = np.asarray(list(iterations)).ravel()
-    if its.size and (its.min() < 0 or its.max() > total_steps):
-        raise ValueError(f"iterations must lie in [0, total_steps={total_steps}]")
-    scheduler, opt = _one_cycle(max_lr, total_steps, pct_start, anneal_strategy, div_factor,
-                                final_div_factor, three_phase, cycle_momentum,
-                                base_momentum, max_momentum, optimizer)
-    return _jump(scheduler, opt, its, optimizer, cycle_momentum)
+    if its.size and (its.min() < 0 or its.max() > args["total_steps"]):
+        raise ValueError(f"iterations must lie in [0, total_steps={args['total_steps']}]")
+    scheduler, opt = _one_cycle(**args)
+    return _jump(scheduler, opt, its, args["optimizer"], args["cycle_momentum"])
 
 
 # ------------------------------------------------------------------------- stored data

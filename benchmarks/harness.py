@@ -22,6 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from clrplug import demo
 from clrplug.callback import CyclicLR
 from clrplug.errors import InvalidArgumentError
 from clrplug.one_cycle import OneCycleLR
@@ -63,13 +64,8 @@ SCHEDULES = ("fixed", "plateau", "triangular", "triangular2", "one_cycle")
 
 
 @dataclass(frozen=True)
-class Data:
+class Data(demo.Data):
     """A training set, and a test set no run trains on or reads its schedule from."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
 
     @property
     def classes(self) -> int:
@@ -107,20 +103,10 @@ class Task:
 
 
 def load_digits_data(seed: int = 0, test_fraction: float = 0.25) -> Data:
-    """scikit-learn's digits scaled to [0, 1], split into stratified training and test sets."""
-    try:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-    except ImportError as exc:
-        raise SystemExit(f"the benchmark needs scikit-learn: pip install 'clrplug[demo]'. ({exc})") \
-            from exc
-    digits = load_digits()
-    x = (digits.data / 16.0).astype("float32")
-    y = digits.target.astype("int32")
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=test_fraction, random_state=seed, stratify=y
-    )
-    return Data(x_train, y_train, x_test, y_test)
+    """scikit-learn's digits scaled to [0, 1], split into stratified training and test sets:
+    the demo's split (:func:`clrplug.demo.load_digits_data`)."""
+    digits = demo.load_digits_data(seed, test_fraction)
+    return Data(digits.x_train, digits.y_train, digits.x_test, digits.y_test)
 
 
 def digits_mlp() -> keras.Model:

@@ -39,9 +39,9 @@ PARTS = ("independent", "backend")
 #: tests run) and to start no child process that does. Not here, though they look
 #: backend-free: test_docs and test_docstrings (they run the pages' and docstrings' code,
 #: fits included), test_cli_plot_demo (the demo trains), test_convergence_benchmark (it
-#: trains in a child process), test_scaffold (the generated plugins' tests run on the
-#: backend), test_plugin_install and test_conformance (clrplug.testing computes rates with
-#: keras.ops).
+#: trains in a child process), test_scaffold_installed (the generated plugins' tests run on
+#: the backend), test_plugin_install and test_conformance (clrplug.testing computes rates
+#: with keras.ops).
 BACKEND_INDEPENDENT = frozenset({
     "test_architecture.py",
     "test_fastai_parity_data.py",
@@ -52,6 +52,7 @@ BACKEND_INDEPENDENT = frozenset({
     "test_policy.py",
     "test_registry.py",
     "test_rules.py",
+    "test_scaffold.py",
 })
 
 #: Test modules that import torch: collected in the PyTorch run only.
@@ -101,6 +102,12 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     if part == "backend" and name in BACKEND_INDEPENDENT:
         return True
     return None
+
+
+# Only this process is watched. A child process may import torch on purpose: the one that
+# does, in tests/test_portable_checkpoints.py, loads a .keras file saved on PyTorch (it names
+# Keras' torch optimizer class) in a JAX or TensorFlow child, one file per process, and the
+# test compares the outcome, a crash included, with what a plain Keras file saved there does.
 
 
 def _note_torch(where: str) -> None:

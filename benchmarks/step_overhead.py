@@ -288,6 +288,29 @@ def _schedule() -> list[Any]:
     return []
 
 
+def _ops_path_schedule() -> Any:
+    from clrplug import CyclicalSchedule
+
+    class OpsPath(CyclicalSchedule):
+        """The keras.ops computation on every backend: PyTorch's eager path left out."""
+
+        def __call__(self, step: Any) -> Any:
+            return self._compiled(step)
+
+    return OpsPath(BASE_LR, MAX_LR, STEP_SIZE, mode="triangular2")
+
+
+@variant(
+    "opspath",
+    f'no callback; SGD(learning_rate=CyclicalSchedule({CLR_ARGS}, mode="triangular2")) '
+    "computed with keras.ops in the step on every backend: `schedule` without PyTorch's "
+    "eager path (the same as `schedule` elsewhere), to measure what that path saves",
+    learning_rate=_ops_path_schedule,
+)
+def _opspath() -> list[Any]:
+    return []
+
+
 @variant(
     "nobatch",
     f'CyclicLR({CLR_ARGS}, mode="triangular2") with on_train_batch_begin/end doing nothing '

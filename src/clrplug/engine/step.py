@@ -12,7 +12,6 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import keras
 from keras import ops
 
 __all__ = ["cyclic", "one_cycle"]
@@ -25,15 +24,7 @@ def _f32(x: Any) -> Any:
 
 
 def _divmod(a: Any, b: Any) -> tuple[Any, Any]:
-    """``(a // b, a % b)`` for integers ``a >= 0`` and ``b > 0``.
-
-    On JAX, XLA's truncating division, which equals floor division here: ``ops``'
-    floor division adds sign corrections XLA cannot drop, and kernels with them.
-    """
-    if keras.backend.backend() == "jax":
-        from jax import lax
-
-        return lax.div(a, b), lax.rem(a, b)
+    """``(a // b, a % b)`` for integers ``a >= 0`` and ``b > 0``."""
     return ops.floor_divide(a, b), ops.mod(a, b)
 
 

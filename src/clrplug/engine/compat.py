@@ -1,4 +1,4 @@
-"""Every Keras internal clrplug touches, in one place, each checked against Keras 3.15.
+"""Every Keras internal clrplug touches, in one place, each checked against Keras 3.13-3.15.
 
 Nothing else in clrplug reads a private Keras attribute or relies on behaviour Keras
 does not document; :data:`PRIVATE` lists each private attribute used here and what for,

@@ -1,4 +1,4 @@
-"""Every Keras internal clrplug touches, in one place, each checked against Keras 3.13-3.15.
+"""Every Keras internal clrplug touches, in one place, checked on Keras 3.15 and newer.
 
 Nothing else in clrplug reads a private Keras attribute or relies on behaviour Keras
 does not document; :data:`PRIVATE` lists each private attribute used here and what for,
@@ -19,7 +19,7 @@ from typing import Any
 import keras
 from keras import ops
 
-#: The private Keras attributes this module uses (Keras 3.13-3.15), by owner: the
+#: The private Keras attributes this module uses (Keras 3.15), by owner: the
 #: owner's attribute, and why.
 PRIVATE: dict[str, dict[str, str]] = {
     "optimizer": {
@@ -112,7 +112,7 @@ def installed_rate(optimizer: Any) -> Any:
 def install_rate(optimizer: Any, rate: Callable[[], Any]) -> None:
     """Make ``rate`` the optimizer's learning rate through Keras' public setter.
 
-    Behaviour relied on (Keras 3.13-3.15 ``BaseOptimizer.learning_rate.setter``): a
+    Behaviour relied on (Keras 3.15 ``BaseOptimizer.learning_rate.setter``): a
     callable is stored as is and the previous rate Variable is untracked, so the
     optimizer's variables are what a model compiled with a schedule has; and later
     ``optimizer.learning_rate = 0.01`` calls ``rate.assign(0.01)``.
@@ -123,7 +123,7 @@ def install_rate(optimizer: Any, rate: Callable[[], Any]) -> None:
 def untrack_variables(optimizer: Any, variables: list[Any]) -> None:
     """Remove variables a tool added to ``optimizer`` for a while (the range test's sweep).
 
-    ``BaseOptimizer._untrack_variable`` (Keras 3.13-3.15), the method Keras' own rate
+    ``BaseOptimizer._untrack_variable`` (Keras 3.15), the method Keras' own rate
     setter uses to drop a replaced rate Variable.
     """
     for variable in variables:
@@ -261,7 +261,7 @@ def restore_rate_variable(optimizer: Any, variable: Any, index: int, value: floa
 
     The inverse of :func:`install_rate`'s untracking. ``BaseOptimizer._learning_rate``,
     ``_tracker`` (its lock) and ``_variables`` (the tracker's store of variables), Keras
-    3.13-3.15: setting the attribute tracks the variable at the end of the store, so it
+    3.15: setting the attribute tracks the variable at the end of the store, so it
     is moved back to its index.
     """
     variable.assign(value)

@@ -153,3 +153,29 @@ def test_generalise_widens_a_grid_whose_best_rate_sits_at_its_edge(monkeypatch):
     assert g.extend_grid(task, None, 0, fixed) == [0.00316228, 0.001]
     assert g.best_rate(fixed) == "0.00316228"
     assert g.extend_grid(task, None, 0, {"0.01": 1.0, "0.03": 2.0, "0.1": 1.0}) == []
+
+
+def test_unseen_reports_the_default_against_the_grid():
+    _generalise()  # unseen.py imports it by name
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("unseen", SCRIPT.parent / "unseen.py")
+    unseen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(unseen)
+
+    def unit(seed, one_cycle, cyclic, fixed):
+        return {"seed": seed, "iterations": 100, "peak": 0.3, "one_cycle": one_cycle,
+                "cyclic": cyclic, "fixed": fixed, "range_test": {"steps": 50, "max_lr": {}}}
+
+    units = [unit(0, 90.0, 80.0, {"0.01": 85.0, "0.1": 91.0, "1.0": 10.0}),
+             unit(1, 92.0, None, {"0.01": 89.0, "0.1": 88.0, "1.0": 10.0}),
+             unit(2, 95.0, 85.0, {"0.01": 80.0, "0.1": 93.0, "1.0": 10.0})]
+    text = unseen.report({"rule": "r", "factor": 3.0, "seeds": [0, 1, 2],
+                          "units": {"digits_cnn_sgd": units}})
+    row = next(line for line in text.splitlines() if line.startswith("| digits_cnn_sgd"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # 1cycle median 92.0; the grid's best per seed 91, 89, 93: median 91.0; CLR has a
+    # missing run: no median; cost (50 + 100) / (3 * 100).
+    assert cells[3:8] == ["92.0", "-", "91.0 (0.1/0.01/0.1)", "+1.0", "-"]
+    assert cells[8] == "50 + 100 = 0.50 of 300"
+    assert text.endswith("1cycle within 0.5 points of the grid's best: 1 of 1 (digits_cnn_sgd).")

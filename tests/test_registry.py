@@ -240,3 +240,18 @@ def test_unregister_normalises_names_and_names_a_missing_one(fresh_registry: Reg
         clrplug.unregister_policy("my_pol")
     with pytest.raises(clrplug.errors.InvalidArgumentError, match="a policy name must be a str, got int 3"):
         clrplug.get_policy(3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind, record", [("waveform", "cosine"), ("rule", "valley")])
+def test_resolve_takes_a_name_or_the_record_and_names_the_argument(kind, record):
+    from clrplug.errors import InvalidArgumentError, UnknownNameError
+    from clrplug.registry import default_registry, resolve
+
+    found = resolve(record, kind, "arg")
+    assert found is default_registry().get(record, kind)
+    assert resolve(found, kind, "arg") is found  # a record is taken as it is
+    with pytest.raises(InvalidArgumentError,
+                       match=rf"^arg must be a registered {kind}'s name or a clrplug\.\w+, got int 3\.$"):
+        resolve(3, kind, "arg")
+    with pytest.raises(UnknownNameError, match=rf"^arg: unknown {kind} 'nope'\. Choose one of: "):
+        resolve("nope", kind, "arg")

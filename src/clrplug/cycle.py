@@ -26,7 +26,7 @@ from clrplug.errors import (
     UnknownNameError,
 )
 from clrplug.records import SCALE_MODES, USER, Policy, Waveform
-from clrplug.registry import default_registry
+from clrplug.registry import default_registry, resolve
 
 __all__ = [
     "ANNEAL_STRATEGIES",
@@ -294,17 +294,8 @@ def resolve_scale(
 
 def resolve_waveform(waveform: Any) -> Waveform:
     """The registered waveform called ``waveform`` (or a :class:`~clrplug.Waveform` itself)."""
-    if isinstance(waveform, Waveform):
-        return waveform
-    if not isinstance(waveform, str):
-        raise InvalidArgumentError(
-            f"waveform must be a waveform name (str) or a clrplug.Waveform, got "
-            f"{type(waveform).__name__} {waveform!r}."
-        )
-    try:
-        return default_registry().get(waveform, "waveform")
-    except UnknownNameError as exc:
-        raise UnknownNameError(exc.name, exc.available, exc.hint, "waveform", "waveform") from None
+    record: Waveform = resolve(waveform, "waveform", "waveform")
+    return record
 
 
 @dataclass(frozen=True)

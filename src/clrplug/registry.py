@@ -45,6 +45,7 @@ __all__ = [
     "canonical_distribution_name",
     "default_registry",
     "plugins_switched_off",
+    "resolve",
 ]
 
 ENTRY_POINT_GROUP = "clrplug"
@@ -369,6 +370,28 @@ def default_registry() -> Registry:
         if _default is None:
             _default = Registry()
         return _default
+
+
+def resolve(value: Any, kind: str, argument: str) -> Any:
+    """``value`` itself when it is a record of ``kind`` (a ``Waveform``, ``SuggestionRule``,
+    ...), else the record of that kind the default registry holds under the name ``value``.
+
+    Raises:
+        InvalidArgumentError: ``value`` is neither a name nor such a record.
+        UnknownNameError: no record of ``kind`` has that name; both name ``argument``.
+    """
+    record_type = RECORD_TYPES[kind]
+    if isinstance(value, record_type):
+        return value
+    if not isinstance(value, str):
+        raise InvalidArgumentError(
+            f"{argument} must be a registered {kind}'s name or a clrplug.{record_type.__name__}, "
+            f"got {type(value).__name__} {value!r}."
+        )
+    try:
+        return default_registry().get(value, kind)
+    except UnknownNameError as exc:
+        raise UnknownNameError(exc.name, exc.available, exc.hint, argument, kind) from None
 
 
 def set_default_registry(registry: Registry | None) -> Registry | None:

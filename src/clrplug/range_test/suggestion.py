@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from clrplug.errors import InvalidArgumentError, UnknownNameError
 from clrplug.records import SuggestionRule
-from clrplug.registry import default_registry
+from clrplug.registry import resolve
 
 __all__ = ["Suggestion", "rule_record"]
 
@@ -44,17 +43,5 @@ class Suggestion:
 
 def rule_record(rule: Any) -> SuggestionRule:
     """A rule given by name (resolved through the registry) or as a record."""
-    if isinstance(rule, SuggestionRule):
-        return rule
-    if not isinstance(rule, str):
-        raise InvalidArgumentError(
-            f"rule must be a registered rule's name or a clrplug.SuggestionRule, got "
-            f"{type(rule).__name__} {rule!r}."
-        )
-    try:
-        record: SuggestionRule = default_registry().get(rule, "rule")
-    except UnknownNameError as exc:
-        raise UnknownNameError(
-            exc.name, exc.available, exc.hint, argument="rule", kind="rule"
-        ) from None
+    record: SuggestionRule = resolve(rule, "rule", "rule")
     return record

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from clrplug import demo
+from clrplug import digits
 from clrplug.callback import CyclicLR
 from clrplug.errors import InvalidArgumentError
 from clrplug.one_cycle import OneCycleLR
@@ -64,7 +64,7 @@ SCHEDULES = ("fixed", "plateau", "triangular", "triangular2", "one_cycle")
 
 
 @dataclass(frozen=True)
-class Data(demo.Data):
+class Data(digits.Data):
     """A training set, and a test set no run trains on or reads its schedule from."""
 
     @property
@@ -104,9 +104,9 @@ class Task:
 
 def load_digits_data(seed: int = 0, test_fraction: float = 0.25) -> Data:
     """scikit-learn's digits scaled to [0, 1], split into stratified training and test sets:
-    the demo's split (:func:`clrplug.demo.load_digits_data`)."""
-    digits = demo.load_digits_data(seed, test_fraction)
-    return Data(digits.x_train, digits.y_train, digits.x_test, digits.y_test)
+    the demo's split (:func:`clrplug.digits.load_digits_data`)."""
+    split = digits.load_digits_data(seed, test_fraction)
+    return Data(split.x_train, split.y_train, split.x_test, split.y_test)
 
 
 def digits_mlp() -> keras.Model:

@@ -192,7 +192,7 @@ LAYERS = [
     {"schedule", "one_cycle_schedule"},
     {"history", "applied"},
     {"schedule_callback", "callback", "one_cycle"},
-    {"range_test", "plotting", "testing", "scaffold", "cli", "demo"},
+    {"range_test", "plotting", "testing", "scaffold", "cli", "digits", "demo"},
 ]
 
 

@@ -29,9 +29,9 @@ from typing import Any
 import keras
 import numpy as np
 
+from clrplug.digits import Data, load_digits_data
 from clrplug.errors import InvalidArgumentError
 from clrplug.plotting import (
-    MissingExtraError,
     new_figure,
     plot_history,
     require_matplotlib,
@@ -52,35 +52,6 @@ DEFAULT_EPOCHS = 48
 DEFAULT_FIXED_LRS = (0.01, 0.03, 0.1, 0.3)
 #: "Reaches the grid's best accuracy" means within this much of it (0.5 points).
 TOLERANCE = 0.005
-
-
-@dataclass(frozen=True)
-class Data:
-    """The digits scaled to [0, 1]: a training set and a test set no run reads its rate from."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-
-
-def load_digits_data(seed: int = 0, test_fraction: float = 0.25) -> Data:
-    """scikit-learn's digits, split into stratified training and test sets by ``seed``."""
-    try:
-        from sklearn.datasets import load_digits
-        from sklearn.model_selection import train_test_split
-    except ImportError as exc:
-        raise MissingExtraError(
-            "the demo needs scikit-learn (its digits data set ships with it): "
-            f"pip install 'clrplug[demo]'. ({exc})"
-        ) from exc
-    digits = load_digits()
-    x = (digits.data / 16.0).astype("float32")
-    y = digits.target.astype("int32")
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=test_fraction, random_state=seed, stratify=y
-    )
-    return Data(x_train, y_train, x_test, y_test)
 
 
 def build_model(seed: int, learning_rate: float = 0.01) -> keras.Model:

@@ -125,6 +125,14 @@ class BiasRecorder(keras.callbacks.Callback):
         return -np.diff(np.asarray(self.values, dtype=np.float64))
 
 
+def optimizer_state(model: keras.Model) -> dict[str, list[float]]:
+    """The optimizer's variables (the rate Variable aside), as flat float64 lists, by their
+    names without the model's prefix: ``iteration``, ``bias_momentum``, ``kernel_velocity``..."""
+    return {"_".join(v.path.rsplit("/", 1)[-1].split("_")[-2:]).removeprefix("adam_"):
+            np.asarray(keras.ops.convert_to_numpy(v), np.float64).ravel().tolist()
+            for v in model.optimizer.variables if "learning_rate" not in v.path}
+
+
 def fit_steps(model: keras.Model, steps: int, callbacks: list, epochs: int = 1) -> None:
     """Train ``steps`` steps per epoch (batch size 1, zero data)."""
     x = np.zeros((steps, 1), dtype="float32")

@@ -39,7 +39,7 @@ import keras
 import numpy as np
 import pytest
 from oracles import seed_rates, torch_one_cycle
-from probe import BiasRecorder, fit_steps, probe_model
+from probe import BiasRecorder, fit_steps, optimizer_state, probe_model
 from recording import Crash, ResetAfterEpoch
 
 from clrplug import CyclicalSchedule, CyclicLR, OneCycleLR, OneCycleSchedule
@@ -83,14 +83,6 @@ def after_fit_rate(iteration: int) -> float:
 
 def one_cycle_rate(iteration: int) -> float:
     return float(torch_one_cycle(ONE_CYCLE["total_steps"], **ONE_CYCLE)[0][iteration])
-
-
-def _optimizer_state(model: keras.Model) -> dict[str, list[float]]:
-    """The optimizer's variables (the rate Variable aside), as flat lists, by their names
-    without the model's prefix: ``iteration``, ``bias_momentum``, ``kernel_velocity``..."""
-    return {"_".join(v.path.rsplit("/", 1)[-1].split("_")[-2:]).removeprefix("adam_"):
-            np.asarray(keras.ops.convert_to_numpy(v), np.float64).ravel().tolist()
-            for v in model.optimizer.variables if "learning_rate" not in v.path}
 
 
 def _optimizer() -> keras.optimizers.Optimizer:
@@ -143,7 +135,7 @@ def save_everything(directory: Path) -> None:
     class KeepState(keras.callbacks.Callback):  # after ModelCheckpoint has written the file
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             if epoch == 0:
-                saved_state.update(_optimizer_state(self.model))
+                saved_state.update(optimizer_state(self.model))
 
     model, recorder = probe_model(keras.optimizers.Adam(0.1)), BiasRecorder()
     model.fit(np.zeros((STEPS, 1), "float32"), np.zeros((STEPS, 1), "float32"), batch_size=1,
@@ -162,7 +154,7 @@ LOAD = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     import keras, numpy as np
-    from probe import BiasRecorder, probe_model
+    from probe import BiasRecorder, optimizer_state, probe_model
 
     source, work, kinds = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3].split(",")
     args = {args!r}
@@ -204,9 +196,7 @@ LOAD = textwrap.dedent(
             model, clr = probe_model(keras.optimizers.Adam(0.1)), OneCycleLR(**{adam_cycle!r})
             clr.attach(model)
             model.load_weights(source / "adam-1.weights.h5")
-            loaded = {{"_".join(v.path.rsplit("/", 1)[-1].split("_")[-2:]).removeprefix("adam_"):
-                      np.asarray(keras.ops.convert_to_numpy(v), np.float64).ravel().tolist()
-                      for v in model.optimizer.variables if "learning_rate" not in v.path}}
+            loaded = optimizer_state(model)
             recorder = BiasRecorder()
             model.fit(x, x, batch_size=1, epochs=1, verbose=0, shuffle=False,
                       callbacks=[clr, recorder])
